@@ -1,0 +1,178 @@
+"""Account deletion at the customer's request.
+
+What goes, what stays, and why:
+- The customer row, their email addresses, sign-in identities (with the IdP's
+  claims), sessions, ownership codes and second factors are deleted.
+- Each legacy account they owned is released through linking.claims.unlink (a
+  LinkEvent and an audit entry, actor "system"). This site's copy of the record's
+  personal fields (name, kana, email, phone, birth date, password hash, other
+  attributes and the match keys) is erased; the member number and points stay, as
+  they are the service's. The service still holds its own record: a later import
+  fills the copy in again, and the customer asks the service itself to delete it.
+  Campaign deliveries to those accounts lose their address.
+- The unified ID is retired (IssuedUnifiedID.retired_at) and never issued again.
+- History (LinkEvent, AuditEvent, ConsentRecord) is kept with the unified ID as
+  the only link to the person: the IP address and user agent on their rows are
+  erased (personal data under APPI), and the email, name and phone are cut out of
+  free-text reasons. This is the one place that rewrites history; see
+  erase_personal_data_from_history.
+- Admin log entries about the customer, their addresses and identities show the
+  unified ID instead of the email, and their messages lose the identifiers.
+- Kept on purpose: suppressions (an unsubscribed or bouncing address), which exist
+  to stop mail to that address and must outlive the account.
+"""
+
+import json
+
+from allauth.account.models import EmailAddress
+from allauth.socialaccount.models import SocialAccount
+from allauth.usersessions.models import UserSession
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+from django.utils import timezone
+
+from accounts import notifications
+from accounts.models import Customer, IssuedUnifiedID
+from linking import audit, claims
+from linking.api.webhooks import emit_account_deleted
+from linking.campaigns.models import Delivery
+from linking.models import ActorKind, AuditEvent, LegacyAccount, LinkEvent
+
+REASON = "unified ID deleted at the customer's request"
+ERASED = "[erased]"
+
+
+def delete_customer(*, customer: Customer) -> None:
+    """Delete the customer as described above, in one transaction."""
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=customer.pk)
+        unified_id = customer.unified_id
+        goodbye_to = _primary_email(customer)
+        identifiers = _identifiers(customer)
+
+        emit_account_deleted(customer)
+        released = list(LegacyAccount.objects.filter(owner=customer))
+        for account in released:
+            claims.unlink(
+                account=account,
+                customer=customer,
+                request=None,
+                actor_kind=ActorKind.SYSTEM,
+                reason=REASON,
+            )
+        _erase_legacy_copies([account.pk for account in released])
+
+        for session in UserSession.objects.filter(user=customer):
+            session.end()
+        _scrub_admin_log(customer, unified_id, identifiers)
+        erase_personal_data_from_history(customer, identifiers)
+
+        IssuedUnifiedID.objects.filter(pk=unified_id).update(retired_at=timezone.now())
+        audit.record(
+            "customer_deleted",
+            request=None,
+            customer=customer,
+            actor=None,
+            actor_kind=ActorKind.CUSTOMER,
+            reason=REASON,
+        )
+        EmailAddress.objects.filter(user=customer).delete()
+        SocialAccount.objects.filter(user=customer).delete()
+        customer.delete()
+        if goodbye_to:
+            transaction.on_commit(lambda: _say_goodbye(goodbye_to, unified_id))
+
+
+def erase_personal_data_from_history(customer: Customer, identifiers: list[str]) -> int:
+    """The one sanctioned rewrite of the append-only history (LinkEvent, AuditEvent):
+    on the rows of a customer being deleted, erase the IP address and user agent
+    and cut their identifiers (email, name, phone) out of reasons and data. It uses
+    the plain QuerySet on purpose: the append-only managers refuse every update,
+    and they keep doing so for all other code. Returns the number of rows changed."""
+    changed = 0
+    for model in (LinkEvent, AuditEvent):
+        rows = models.QuerySet(model=model).filter(
+            models.Q(customer=customer) | models.Q(actor=customer)
+        )
+        changed += rows.update(ip=None, user_agent="")
+        for row in rows.exclude(reason="").only("pk", "reason"):
+            scrubbed = _cut(row.reason, identifiers)
+            if scrubbed != row.reason:
+                models.QuerySet(model=model).filter(pk=row.pk).update(reason=scrubbed)
+        if model is AuditEvent:
+            for row in rows.exclude(data={}).only("pk", "data"):
+                text = json.dumps(row.data, ensure_ascii=False)
+                scrubbed = _cut(text, identifiers)
+                if scrubbed != text:
+                    models.QuerySet(model=model).filter(pk=row.pk).update(data=json.loads(scrubbed))
+    return changed
+
+
+def _identifiers(customer: Customer) -> list[str]:
+    """Strings that identify the customer: their emails, name, and the email, name
+    and phone on the legacy accounts they own."""
+    values = {customer.email or "", customer.name}
+    values.update(EmailAddress.objects.filter(user=customer).values_list("email", flat=True))
+    for email, phone, name, kana in LegacyAccount.objects.filter(owner=customer).values_list(
+        "email", "phone", "name", "name_kana"
+    ):
+        values.update({email, phone, name, kana})
+    # Longest first, so "山田 花子" is cut before "山田".
+    return sorted((v for v in values if v and len(v) >= 2), key=len, reverse=True)
+
+
+def _cut(text: str, identifiers: list[str]) -> str:
+    for value in identifiers:
+        text = text.replace(value, ERASED)
+    return text
+
+
+def _erase_legacy_copies(account_ids: list[int]) -> None:
+    LegacyAccount.objects.filter(pk__in=account_ids).update(
+        email="",
+        phone="",
+        name="",
+        name_kana="",
+        birth_date=None,
+        password_hash="",
+        attributes={},
+        email_key="",
+        phone_key="",
+        name_key="",
+        row_hash="",  # the next import of the service's record rewrites the row
+        updated_at=timezone.now(),
+    )
+    Delivery.objects.filter(account_id__in=account_ids).update(email="", email_key="")
+
+
+def _scrub_admin_log(customer: Customer, unified_id: str, identifiers: list[str]) -> None:
+    targets = [
+        (Customer, [customer.pk]),
+        (
+            EmailAddress,
+            list(EmailAddress.objects.filter(user=customer).values_list("pk", flat=True)),
+        ),
+        (
+            SocialAccount,
+            list(SocialAccount.objects.filter(user=customer).values_list("pk", flat=True)),
+        ),
+    ]
+    for model, pks in targets:
+        entries = LogEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(model),
+            object_id__in=[str(pk) for pk in pks],
+        )
+        for entry in entries.only("pk", "change_message"):
+            entries.filter(pk=entry.pk).update(
+                object_repr=unified_id, change_message=_cut(entry.change_message, identifiers)
+            )
+
+
+def _primary_email(customer: Customer) -> str | None:
+    address = EmailAddress.objects.filter(user=customer, primary=True, verified=True).first()
+    return address.email if address else None
+
+
+def _say_goodbye(email: str, unified_id: str) -> None:
+    notifications.mail("accounts/email/account_deleted", email, {"unified_id": unified_id})

@@ -1,0 +1,137 @@
+"""Verifying the second factor, for customers and staff.
+
+Each device is throttled by django-otp (OTP_TOTP_THROTTLE_FACTOR: a growing wait
+after each failure). On top of that a person has PER_USER failed attempts per
+window, whichever code they try (TOTP or backup code, on any device), after which
+every code is refused until the window passes: the account is locked for codes, so
+neither codes nor backup codes can be guessed. Passkeys cannot be guessed and stay
+usable. Every outcome is an audit event.
+"""
+
+import time
+from dataclasses import dataclass
+
+from allauth.account.internal.flows.login import get_authentication_records, record_authentication
+from allauth.usersessions.models import UserSession
+from django.conf import settings
+from django.http import HttpRequest
+from django_otp import devices_for_user
+from django_otp import login as otp_login
+from django_otp.models import Device
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.mfa import backup_codes, totp
+from linking import audit, throttle
+from linking.models import ActorKind
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who is verifying, for the audit trail: its action names and actor kind."""
+
+    prefix: str
+    actor_kind: str
+
+
+CUSTOMER = Audience("mfa", ActorKind.CUSTOMER)
+STAFF = Audience("staff_otp", ActorKind.STAFF)
+
+PER_USER = throttle.Limit("user", max_failures=10, window_seconds=15 * 60)
+_KIND = "otp"
+LOCK_MINUTES = PER_USER.window_seconds // 60
+
+
+def confirmed_devices(user) -> list[Device]:
+    return list(devices_for_user(user, confirmed=True))
+
+
+def is_enrolled(user) -> bool:
+    return user.is_authenticated and any(devices_for_user(user, confirmed=True))
+
+
+def is_locked(user) -> bool:
+    return throttle.is_blocked(_KIND, {PER_USER: user.pk})
+
+
+def verify(*, request: HttpRequest, token: str, audience: Audience = CUSTOMER) -> bool:
+    """Check a TOTP code from any of the person's authenticator apps, or a backup
+    code. On success the session is OTP-verified (and freshly so, see is_fresh)."""
+    user = request.user
+    devices = confirmed_devices(user)
+    if not devices or is_locked(user):
+        failed(request, "locked" if devices else "no_device", audience)
+        return False
+    token = "".join((token or "").split())[:32]
+    if backup_codes.looks_like_one(token):
+        if backup_codes.use(user, token):
+            verified(request, devices[0], "backup_code", audience)
+            return True
+        failed(request, "backup_code", audience)
+        return False
+    for device in devices:
+        # verify_token throttles the device and refuses a time step already used.
+        if isinstance(device, TOTPDevice) and device.verify_token(token):
+            verified(request, device, "totp", audience)
+            return True
+    failed(request, "totp", audience)
+    return False
+
+
+def confirm_totp(
+    *, request: HttpRequest, device: TOTPDevice, token: str, audience: Audience = CUSTOMER
+) -> list[str] | None:
+    """Confirm an authenticator app being enrolled with its first code. Returns the
+    new backup codes when the person had none left (else an empty list), or None
+    when the code is wrong."""
+    user = request.user
+    token = "".join((token or "").split())[:32]
+    if is_locked(user) or not totp.confirm(device, token):
+        failed(request, "enroll", audience)
+        return None
+    codes = backup_codes.replace(user) if not backup_codes.unused(user) else []
+    verified(request, device, "enroll", audience)
+    return codes
+
+
+def verified(request: HttpRequest, device: Device, method: str, audience: Audience) -> None:
+    # A new session key once the second factor is in: a planted session id is useless.
+    # The session list (allauth's usersessions) follows the key, so "sign out other
+    # sessions" and account deletion still find this one.
+    old_key = request.session.session_key
+    request.session.cycle_key()
+    if old_key:
+        UserSession.objects.filter(session_key=old_key).update(
+            session_key=request.session.session_key
+        )
+    otp_login(request, device)
+    record_authentication(request, request.user, method="mfa", type=method)
+    audit.record(
+        f"{audience.prefix}_verified",
+        request=request,
+        customer=request.user,
+        method=method,
+        actor_kind=audience.actor_kind,
+    )
+
+
+def failed(request: HttpRequest, method: str, audience: Audience) -> None:
+    throttle.record_failure(_KIND, {PER_USER: request.user.pk})
+    audit.record(
+        f"{audience.prefix}_failed",
+        request=request,
+        customer=request.user,
+        method=method,
+        actor_kind=audience.actor_kind,
+    )
+
+
+def is_fresh(request: HttpRequest) -> bool:
+    """Was the second factor passed in this session within the re-authentication
+    timeout? Step-up (accounts.stepup) asks again when not."""
+    if not request.user.is_verified():
+        return False
+    cutoff = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+    return any(
+        record.get("method") == "mfa" and record.get("at", 0) >= cutoff
+        for record in get_authentication_records(request, request.user)
+    )

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ProviderConfig(AppConfig):
+    name = "accounts.providers.google"
+    label = "google_login"

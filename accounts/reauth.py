@@ -1,0 +1,38 @@
+"""Re-authentication for customers who sign in only through IdPs.
+
+allauth re-authenticates with a password (or an MFA factor); a customer with
+neither passes its check unasked. Here such a customer must have signed in at one
+of their own IdPs within ACCOUNT_REAUTHENTICATION_TIMEOUT before connecting or
+disconnecting a sign-in method.
+"""
+
+import time
+from urllib.parse import urlencode
+
+from allauth.account.internal.flows.login import get_authentication_records
+from allauth.socialaccount.models import SocialAccount
+from django.conf import settings
+from django.http import HttpRequest
+from django.urls import reverse
+
+
+def needs_idp_reauthentication(request: HttpRequest) -> bool:
+    user = request.user
+    if not user.is_authenticated or user.has_usable_password():
+        return False  # anonymous: login_required handles it; password: allauth asks for it
+    return not _signed_in_at_own_idp_recently(request)
+
+
+def _signed_in_at_own_idp_recently(request: HttpRequest) -> bool:
+    own = set(SocialAccount.objects.filter(user=request.user).values_list("provider", "uid"))
+    cutoff = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+    return any(
+        record.get("method") == "socialaccount"
+        and (record.get("provider"), record.get("uid")) in own
+        and record.get("at", 0) >= cutoff
+        for record in get_authentication_records(request, request.user)
+    )
+
+
+def reauthentication_url(next_url: str) -> str:
+    return f"{reverse('reauthenticate_idp')}?{urlencode({'next': next_url})}"

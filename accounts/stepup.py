@@ -1,0 +1,56 @@
+"""Step-up: before something sensitive, prove again that it is you.
+
+step_up_required guards linking, unlinking, changing the email address or the
+password, and changing the second factor:
+
+1. a recent re-authentication: a password customer types their password again
+   (allauth's re-authentication, which also replays a suspended POST); a customer
+   without a password signs in again at one of their own IdPs (accounts.reauth);
+2. then, for a customer with a second factor, a second-factor verification within
+   the same ACCOUNT_REAUTHENTICATION_TIMEOUT (accounts.mfa.flows.is_fresh); the
+   request is suspended the way allauth does it and resumed after the code.
+"""
+
+from functools import wraps
+
+from allauth.account.decorators import reauthentication_required
+from allauth.account.internal.flows.reauthentication import (
+    is_reauthentication_required,
+    suspend_request,
+)
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from accounts.mfa import flows
+from accounts.reauth import needs_idp_reauthentication, reauthentication_url
+
+
+def step_up_required(view=None, *, allow_get: bool = False):
+    """With allow_get, a GET shows the page as it is and only what changes something
+    (POST) asks for step-up; the POST is replayed once it is done."""
+
+    def decorator(view):
+        @wraps(view)
+        def second_factor(request: HttpRequest, *args, **kwargs):
+            if not (allow_get and request.method == "GET"):
+                if needs_idp_reauthentication(request):
+                    return redirect(reauthentication_url(request.get_full_path()))
+                if flows.is_enrolled(request.user) and not flows.is_fresh(request):
+                    return suspend_request(request, reverse("mfa_verify"))
+            return view(request, *args, **kwargs)
+
+        return login_required(reauthentication_required(second_factor, allow_get=allow_get))
+
+    return decorator(view) if view is not None else decorator
+
+
+def is_stepped_up(request: HttpRequest) -> bool:
+    """The same test, for views that answer JSON instead of redirecting."""
+    return (
+        request.user.is_authenticated
+        and not is_reauthentication_required(request, app="")
+        and not needs_idp_reauthentication(request)
+        and (not flows.is_enrolled(request.user) or flows.is_fresh(request))
+    )

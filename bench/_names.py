@@ -1,0 +1,46 @@
+"""Japanese names (kanji, katakana, romaji) and mail domains for generated
+legacy records, shared by the benchmarks."""
+
+FAMILY = [
+    ("佐藤", "サトウ", "sato"),
+    ("鈴木", "スズキ", "suzuki"),
+    ("高橋", "タカハシ", "takahashi"),
+    ("田中", "タナカ", "tanaka"),
+    ("伊藤", "イトウ", "ito"),
+    ("渡辺", "ワタナベ", "watanabe"),
+    ("山本", "ヤマモト", "yamamoto"),
+    ("中村", "ナカムラ", "nakamura"),
+    ("小林", "コバヤシ", "kobayashi"),
+    ("加藤", "カトウ", "kato"),
+    ("吉田", "ヨシダ", "yoshida"),
+    ("山田", "ヤマダ", "yamada"),
+    ("佐々木", "ササキ", "sasaki"),
+    ("山口", "ヤマグチ", "yamaguchi"),
+    ("松本", "マツモト", "matsumoto"),
+    ("井上", "イノウエ", "inoue"),
+    ("木村", "キムラ", "kimura"),
+    ("林", "ハヤシ", "hayashi"),
+    ("斎藤", "サイトウ", "saito"),
+    ("清水", "シミズ", "shimizu"),
+    ("髙橋", "タカハシ", "takahashi"),
+    ("齋藤", "サイトウ", "saito"),
+]
+GIVEN = [
+    ("太郎", "タロウ", "taro"),
+    ("花子", "ハナコ", "hanako"),
+    ("翔太", "ショウタ", "shota"),
+    ("陽菜", "ヒナ", "hina"),
+    ("蓮", "レン", "ren"),
+    ("結衣", "ユイ", "yui"),
+    ("大輔", "ダイスケ", "daisuke"),
+    ("美咲", "ミサキ", "misaki"),
+    ("健一", "ケンイチ", "kenichi"),
+    ("由美子", "ユミコ", "yumiko"),
+    ("悠真", "ユウマ", "yuma"),
+    ("さくら", "サクラ", "sakura"),
+    ("誠", "マコト", "makoto"),
+    ("恵", "メグミ", "megumi"),
+    ("拓也", "タクヤ", "takuya"),
+    ("愛", "アイ", "ai"),
+]
+DOMAINS = ["example.jp", "example.co.jp", "example.ne.jp", "example.com", "mail.example.jp"]

@@ -1,0 +1,490 @@
+"""Settings, all from environment variables (documented in docs/configuration.md).
+
+With no environment at all the site runs embedded: SQLite, a Celery broker on the
+file system and a mailbox of .eml files readable in the browser. Production sets
+DATABASE_URL, CELERY_BROKER_URL, CACHE_URL, SECRET_KEY, SITE_URL and the email
+settings.
+"""
+
+import json
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def env_secret(name: str, default: str = "") -> str:
+    """A secret from NAME, or from the file named by NAME_FILE (Docker/K8s secrets)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return env(name, default)
+
+
+DEBUG = env_bool("DEBUG", False)
+VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var")))
+
+SITE_URL = env("SITE_URL", "http://localhost:8000").rstrip("/")
+_site = urlsplit(SITE_URL)
+HTTPS = _site.scheme == "https"
+
+SECRET_KEY = env_secret("SECRET_KEY")
+if not SECRET_KEY:
+    if HTTPS:
+        raise ImproperlyConfigured("SECRET_KEY must be set when the site is served over HTTPS.")
+    # Local development only: a served-over-HTTPS site refuses to start without one.
+    SECRET_KEY = "insecure-local-development-key"  # noqa: S105
+# Old keys, still accepted for signatures made before a rotation (sessions, reset
+# links): comma- or whitespace-separated. Drop them once those have expired.
+SECRET_KEY_FALLBACKS = env_secret("SECRET_KEY_FALLBACKS").replace(",", " ").split()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{_site.hostname},localhost,127.0.0.1,testserver")
+CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
+
+INSTALLED_APPS = [
+    # django.contrib.admin, its site behind a second factor (linking.staff.site)
+    "linking.staff.apps.StaffAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp_webauthn",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.usersessions",
+    "csp",
+    "accounts",
+    "accounts.mfa",
+    "accounts.providers.line",
+    "accounts.providers.google",
+    "linking",
+    "linking.campaigns",
+    "allauth.idp.oidc",
+    "linking.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # After any sign-in, a customer with a second factor passes it before any page.
+    "accounts.mfa.middleware.SecondFactorMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "accounts.sessions.SessionTimeoutMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: DATABASE_URL, else an SQLite file under var/.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # WAL lets the web process read while the worker writes.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Cache: allauth's rate limits live here, so production points it at Redis to share
+# the counters between web processes.
+CACHE_URL = env("CACHE_URL")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_USER_MODEL = "accounts.Customer"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+# Argon2id first; the others verify older hashes, which upgrade on the next sign-in.
+PASSWORD_HASHERS = [
+    "accounts.hashers.Argon2idPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "me"
+
+# Internationalization: Japanese first, English second.
+LANGUAGE_CODE = "ja"
+LANGUAGES = [("ja", _("Japanese")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "config" / "locale"]
+TIME_ZONE = env("TIME_ZONE", "Asia/Tokyo")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# Staff uploads (legacy-account imports) and their reports. Private: never served
+# as static files; web and worker processes must share this folder.
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Email: SMTP when EMAIL_HOST is set, else .eml files under var/mailbox/, shown at
+# /mailbox/ while MAILBOX_VIEW is on (default: DEBUG).
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "統合ID <no-reply@localhost>")
+SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+EMAIL_HOST = env("EMAIL_HOST")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587)
+    EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+    EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
+    EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+else:
+    EMAIL_BACKEND = "config.mailbox.MailboxBackend"
+MAILBOX_DIR = Path(env("MAILBOX_DIR", str(VAR_DIR / "mailbox")))
+MAILBOX_VIEW = env_bool("MAILBOX_VIEW", DEBUG)
+# SMS for ownership codes: a class with send(phone, text). The default writes to the mailbox.
+SMS_BACKEND = env("SMS_BACKEND", "linking.sms.MailboxSmsBackend")
+
+# Celery: a broker on the file system by default (a real worker, no server);
+# Redis in production.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+    }
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# Campaign emails (linking.campaigns; docs/operations.md). Beat's tick starts
+# scheduled campaigns and reminder steps and restarts senders that died.
+CAMPAIGN_TICK_SECONDS = env_int("CAMPAIGN_TICK_SECONDS", 30)
+CAMPAIGN_LEASE_SECONDS = env_int("CAMPAIGN_LEASE_SECONDS", 120)
+CAMPAIGN_CHUNK_SIZE = env_int("CAMPAIGN_CHUNK_SIZE", 100)
+CAMPAIGN_SENDERS = env_int("CAMPAIGN_SENDERS", 4)
+CAMPAIGN_SMTP_CONNECTIONS = env_int("CAMPAIGN_SMTP_CONNECTIONS", 8)
+CAMPAIGN_UNSUBSCRIBE_MAILTO = env("CAMPAIGN_UNSUBSCRIBE_MAILTO")
+CAMPAIGN_BOUNCE_WEBHOOK_SECRET = env_secret("CAMPAIGN_BOUNCE_WEBHOOK_SECRET")
+CELERY_BEAT_SCHEDULE = {
+    "campaigns-tick": {"task": "campaigns.tick", "schedule": float(CAMPAIGN_TICK_SECONDS)},
+    # The dashboard's daily figures (linking.staff.stats).
+    "link-stats-refresh": {
+        "task": "linking.refresh_link_stats",
+        "schedule": float(env_int("LINK_STATS_REFRESH_SECONDS", 15 * 60)),
+    },
+}
+
+# Sessions and cookies. Over HTTPS (SITE_URL https://...) every cookie is Secure,
+# HTTP redirects to HTTPS and HSTS is sent.
+# Absolute timeout: a sign-in lasts at most SESSION_COOKIE_AGE, however active;
+# idle timeout: it ends after SESSION_IDLE_TIMEOUT without a request. Both are
+# enforced by accounts.sessions.SessionTimeoutMiddleware (docs/security.md).
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 24 * 14)
+SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 60 * 60 * 24)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+LANGUAGE_COOKIE_SECURE = HTTPS
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+SECURE_SSL_REDIRECT = HTTPS and env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+X_FRAME_OPTIONS = "DENY"
+# How many proxies in front of the site append to X-Forwarded-For: the client's IP
+# for rate limits and the audit trail is read that many entries from the right.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+
+# django-allauth: email sign-in with mandatory verification, social sign-in that
+# never merges accounts by email.
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = True
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_SESSION_REMEMBER = None
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[統合ID] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = _site.scheme
+ACCOUNT_REAUTHENTICATION_TIMEOUT = env_int("REAUTHENTICATION_TIMEOUT", 300)
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "20/m/ip",
+    "confirm_email": "1/3m/key",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+}
+ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupConsentForm"
+# Mail the customer when a password, an email address or a sign-in method changes.
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+# Last seen is refreshed by accounts.sessions (at most once a minute), not by
+# allauth's middleware on every request.
+USERSESSIONS_TRACK_ACTIVITY = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_REQUIRED = False
+# The IdP subject identifies the customer; an email from an IdP is stored only when
+# the IdP vouches for it (see accounts.adapters), so no extra verification round.
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_QUERY_EMAIL = True
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_REAUTHENTICATION_REQUIRED = True
+SOCIALACCOUNT_LOGIN_ON_GET = False
+
+# Identity providers. A provider appears (button, URLs) only when configured.
+LINE_CHANNEL_ID = env("LINE_CHANNEL_ID")
+LINE_CHANNEL_SECRET = env_secret("LINE_CHANNEL_SECRET")
+LINE_LOGIN_URL = env("LINE_LOGIN_URL", "https://access.line.me").rstrip("/")
+LINE_API_URL = env("LINE_API_URL", "https://api.line.me").rstrip("/")
+GOOGLE_CLIENT_ID = env("GOOGLE_CLIENT_ID")
+GOOGLE_CLIENT_SECRET = env_secret("GOOGLE_CLIENT_SECRET")
+GOOGLE_ACCOUNTS_URL = env("GOOGLE_ACCOUNTS_URL", "https://accounts.google.com").rstrip("/")
+GOOGLE_OAUTH2_URL = env("GOOGLE_OAUTH2_URL", "https://oauth2.googleapis.com").rstrip("/")
+GOOGLE_APIS_URL = env("GOOGLE_APIS_URL", "https://www.googleapis.com").rstrip("/")
+
+
+def _oidc_apps(raw: str) -> list[dict]:
+    """OIDC_PROVIDERS: a JSON list of {id, name, server_url, client_id, secret,
+    trust_email_verified?}."""
+    if not raw.strip():
+        return []
+    try:
+        entries = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"OIDC_PROVIDERS is not valid JSON: {exc}") from exc
+    apps = []
+    for entry in entries:
+        missing = {"id", "name", "server_url", "client_id", "secret"} - entry.keys()
+        if missing:
+            raise ImproperlyConfigured(f"OIDC_PROVIDERS entry lacks {sorted(missing)}")
+        apps.append(
+            {
+                "provider_id": entry["id"],
+                "name": entry["name"],
+                "client_id": entry["client_id"],
+                "secret": entry["secret"],
+                "settings": {
+                    "server_url": entry["server_url"],
+                    "oauth_pkce_enabled": True,
+                    "fetch_userinfo": True,
+                    "trust_email_verified": bool(entry.get("trust_email_verified", False)),
+                },
+            }
+        )
+    return apps
+
+
+def social_providers(
+    *,
+    line_channel_id: str,
+    line_channel_secret: str,
+    google_client_id: str,
+    google_client_secret: str,
+    oidc_providers: str,
+) -> dict:
+    """SOCIALACCOUNT_PROVIDERS: a provider gets an app, and so a button and URLs, only
+    when configured. Tests build theirs with this function too."""
+    providers: dict = {
+        "openid_connect": {"APPS": _oidc_apps(oidc_providers)},
+        "line": {"SCOPE": ["openid", "profile", "email"], "APPS": []},
+        "google": {"SCOPE": ["openid", "profile", "email"], "APPS": []},
+    }
+    if line_channel_id:
+        providers["line"]["APPS"] = [{"client_id": line_channel_id, "secret": line_channel_secret}]
+    if google_client_id:
+        providers["google"]["APPS"] = [
+            {
+                "client_id": google_client_id,
+                "secret": google_client_secret,
+                "settings": {"trust_email_verified": True},
+            }
+        ]
+    return providers
+
+
+SOCIALACCOUNT_PROVIDERS = social_providers(
+    line_channel_id=LINE_CHANNEL_ID,
+    line_channel_secret=LINE_CHANNEL_SECRET,
+    google_client_id=GOOGLE_CLIENT_ID,
+    google_client_secret=GOOGLE_CLIENT_SECRET,
+    oidc_providers=env("OIDC_PROVIDERS"),
+)
+
+# Group services (linking.api; docs/configuration.md): the JSON API, webhooks, and
+# the OpenID Connect provider (allauth.idp.oidc) with its one client registry.
+API_AUTH_CACHE_SECONDS = env_int("API_AUTH_CACHE_SECONDS", 60)
+API_EVENTS_SETTLE_SECONDS = env_int("API_EVENTS_SETTLE_SECONDS", 2)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
+WEBHOOK_RETRY_MAX_SECONDS = env_int("WEBHOOK_RETRY_MAX_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "webhooks.sweep", "schedule": 60.0}
+
+
+def _oidc_private_key() -> str:
+    pem = env_secret("OIDC_PRIVATE_KEY").replace("\\n", "\n")
+    if pem:
+        return pem
+    if HTTPS:
+        raise ImproperlyConfigured(
+            "OIDC_PRIVATE_KEY (or OIDC_PRIVATE_KEY_FILE) must be set when the site is "
+            "served over HTTPS: it signs the ID tokens of sign-in with the unified ID."
+        )
+    from accounts.oidc_keys import development_key
+
+    return development_key(VAR_DIR / "oidc-private-key.pem")
+
+
+IDP_OIDC_ADAPTER = "accounts.oidc_provider.OIDCAdapter"
+IDP_OIDC_PRIVATE_KEY = _oidc_private_key()
+IDP_OIDC_ACCESS_TOKEN_EXPIRES_IN = env_int("OIDC_ACCESS_TOKEN_SECONDS", 3600)
+IDP_OIDC_REFRESH_TOKEN_EXPIRES_IN = env_int("OIDC_REFRESH_TOKEN_SECONDS", 60 * 60 * 24 * 30)
+
+# Content Security Policy (django-csp): no inline script or style anywhere, admin
+# included. form-action stays open: sign-in forms redirect to IdPs and to legacy
+# services' OIDC servers, which staff configure at run time.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# django-otp
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "統合ID")
+# Passkeys (django-otp-webauthn) are a second factor here, never a sign-in of their
+# own: sign-in goes through allauth, so its rules and audit apply on every path.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+OTP_WEBAUTHN_RP_ID = _site.hostname
+OTP_WEBAUTHN_RP_NAME = env("OTP_WEBAUTHN_RP_NAME", "統合ID")
+OTP_WEBAUTHN_ALLOWED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

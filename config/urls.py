@@ -1,0 +1,48 @@
+from allauth.account import views as allauth_views
+from django.contrib import admin
+from django.urls import include, path
+
+from accounts import views as account_views
+from accounts.stepup import step_up_required
+from config import views
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("me/", account_views.me, name="me"),
+    path("me/agreement/", account_views.agreement, name="consent"),
+    path("me/marketing/", account_views.marketing, name="marketing"),
+    path("me/export/", account_views.export_data, name="export_data"),
+    path("me/delete/", account_views.delete_account, name="delete_account"),
+    path("privacy/", account_views.notice, name="notice"),
+    path("link/", include("linking.urls")),
+    path("c/", include("linking.campaigns.urls")),
+    path("accounts/3rdparty/", account_views.connections, name="socialaccount_connections"),
+    path(
+        "accounts/reauthenticate/idp/", account_views.reauthenticate_idp, name="reauthenticate_idp"
+    ),
+    path("accounts/2fa/", include("accounts.mfa.urls")),
+    # allauth's pages that change how a customer signs in, behind step-up.
+    path(
+        "accounts/email/",
+        step_up_required(allauth_views.email, allow_get=True),
+        name="account_email",
+    ),
+    path(
+        "accounts/password/change/",
+        step_up_required(allauth_views.password_change, allow_get=True),
+        name="account_change_password",
+    ),
+    path(
+        "accounts/password/set/",
+        step_up_required(allauth_views.password_set, allow_get=True),
+        name="account_set_password",
+    ),
+    path("accounts/", include("allauth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("healthz", views.healthz, name="healthz"),
+    path("mailbox/", views.mailbox_index, name="mailbox"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("linking.api.urls")),
+    # The OpenID Connect provider: /.well-known/openid-configuration, /identity/o/...
+    path("", include("allauth.idp.urls")),
+]

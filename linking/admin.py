@@ -1,0 +1,168 @@
+from django.contrib import admin
+from django.http import FileResponse, Http404, HttpRequest
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from linking import import_jobs
+from linking.models import AuditEvent, ImportJob, LegacyAccount, LegacyService, LinkEvent
+
+
+@admin.register(LegacyService)
+class LegacyServiceAdmin(admin.ModelAdmin):
+    list_display = ("code", "name_ja", "name_en", "accepted_proofs", "created_at")
+    search_fields = ("code", "name_ja", "name_en")
+    readonly_fields = ("created_at",)
+
+
+@admin.register(LegacyAccount)
+class LegacyAccountAdmin(admin.ModelAdmin):
+    list_display = ("external_id", "service", "name", "email_key", "phone_key", "owner", "points")
+    list_filter = ("service",)
+    list_select_related = ("service", "owner")
+    search_fields = ("=external_id", "=email_key", "=phone_key")
+    raw_id_fields = ("owner",)
+    # Ownership changes only through the linking flows, which record history.
+    readonly_fields = (
+        "owner",
+        "linked_at",
+        "email_key",
+        "phone_key",
+        "name_key",
+        "row_hash",
+        "imported_at",
+        "updated_at",
+    )
+    show_full_result_count = False
+
+
+class _AppendOnlyAdmin(admin.ModelAdmin):
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(LinkEvent)
+class LinkEventAdmin(_AppendOnlyAdmin):
+    list_display = ("created_at", "action", "account", "customer_unified_id", "proof", "actor_kind")
+    list_filter = ("action", "proof", "actor_kind")
+    list_select_related = ("account__service",)
+    search_fields = ("=customer_unified_id", "=account__external_id")
+    date_hierarchy = "created_at"
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(_AppendOnlyAdmin):
+    """The audit trail, read-only for everyone: by customer (unified ID or email),
+    actor (email), action and date."""
+
+    list_display = (
+        "created_at",
+        "reference",
+        "action",
+        "customer_unified_id",
+        "actor_kind",
+        "actor",
+        "method",
+        "reason",
+        "ip",
+    )
+    list_filter = ("action", "actor_kind", "method", ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("actor",)
+    search_fields = (
+        "=reference",
+        "=customer_unified_id",
+        "=customer__email",
+        "=actor__email",
+        "=account__external_id",
+    )
+    search_help_text = _("Reference, unified ID, customer or staff email, or member number.")
+    date_hierarchy = "created_at"
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    """Upload a CSV of legacy accounts; a Celery worker imports it. While it runs,
+    the page refreshes itself (no JavaScript) and shows the rows read so far."""
+
+    list_display = (
+        "created_at",
+        "service",
+        "file",
+        "status",
+        "progress",
+        "inserted",
+        "updated",
+        "rejected",
+    )
+    list_filter = ("status", "service")
+    fields = ("service", "file", "encoding")
+    change_form_template = "admin/linking/importjob/change_form.html"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ImportJob | None = None):
+        if obj is None:
+            return ()
+        return (
+            "service",
+            "file",
+            "encoding",
+            "status",
+            "progress",
+            "inserted",
+            "updated",
+            "unchanged",
+            "rejected",
+            "report_link",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        )
+
+    def get_fields(self, request: HttpRequest, obj: ImportJob | None = None):
+        return self.fields if obj is None else self.get_readonly_fields(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ImportJob, form, change: bool) -> None:
+        obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        import_jobs.start(obj)
+
+    @admin.display(description=_("rows read"))
+    def progress(self, obj: ImportJob) -> int:
+        return import_jobs.rows_read(obj)
+
+    @admin.display(description=_("report of rejected rows"))
+    def report_link(self, obj: ImportJob) -> str:
+        if not obj.report:
+            return "-"
+        url = reverse("admin:linking_importjob_report", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("download"))
+
+    def get_urls(self):
+        report = self.admin_site.admin_view(self.report_view)
+        return [
+            path("<int:pk>/report/", report, name="linking_importjob_report"),
+            *super().get_urls(),
+        ]
+
+    def report_view(self, request: HttpRequest, pk: int) -> FileResponse:
+        job = ImportJob.objects.filter(pk=pk).first()
+        if job is None or not job.report or not self.has_view_permission(request, job):
+            raise Http404
+        return FileResponse(
+            job.report.open("rb"), as_attachment=True, filename=job.report.name.rsplit("/", 1)[-1]
+        )

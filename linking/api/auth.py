@@ -1,0 +1,83 @@
+"""Who is calling: an OAuth 2 bearer token from the client-credentials grant at
+the site's token endpoint (allauth.idp.oidc), resolved to the client's scopes and
+visible services.
+
+The resolution is cached (the site's cache: Redis in production) for at most
+API_AUTH_CACHE_SECONDS and never past the token's expiry, so a call costs one
+cache read instead of three queries. The price: a revoked token, or a change to
+the client's services, takes effect within that many seconds.
+"""
+
+from dataclasses import dataclass
+
+from allauth.idp.oidc.adapter import get_adapter
+from allauth.idp.oidc.models import Token
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest
+from django.utils import timezone
+
+from linking.api.models import API_SCOPES, ServiceClient
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    client_id: str
+    scopes: frozenset[str]
+    services: dict[str, int]  # visible legacy services: code -> id
+    rate_limit_per_minute: int
+
+    @property
+    def service_ids(self) -> list[int]:
+        return list(self.services.values())
+
+
+def bearer_token(request: HttpRequest) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 2048:
+        return None
+    return token
+
+
+def authenticate(request: HttpRequest) -> ApiClient | None:
+    token = bearer_token(request)
+    if token is None:
+        return None
+    token_hash = get_adapter().hash_token(token)
+    key = f"api:token:{token_hash}"
+    cached = cache.get(key)
+    if cached is not None:
+        return ApiClient(**cached) if cached else None
+    found, lifetime = _load(token_hash)
+    cache.set(key, found or {}, timeout=max(1, min(settings.API_AUTH_CACHE_SECONDS, lifetime)))
+    return ApiClient(**found) if found else None
+
+
+def _load(token_hash: str) -> tuple[dict | None, int]:
+    row = (
+        Token.objects.valid()
+        .filter(type=Token.Type.ACCESS_TOKEN, hash=token_hash)
+        .values("client_id", "user_id", "scopes", "expires_at")
+        .first()
+    )
+    # Tokens issued to a person (sign-in) are not for the API: it answers services.
+    if row is None or row["user_id"] is not None or row["client_id"] is None:
+        return None, settings.API_AUTH_CACHE_SECONDS
+    lifetime = settings.API_AUTH_CACHE_SECONDS
+    if row["expires_at"] is not None:
+        lifetime = int((row["expires_at"] - timezone.now()).total_seconds())
+    access = ServiceClient.objects.filter(pk=row["client_id"]).first()
+    if access is None:
+        return None, lifetime
+    scopes = frozenset(row["scopes"].split()) & frozenset(API_SCOPES)
+    services = dict(access.services.values_list("code", "id"))
+    return (
+        {
+            "client_id": row["client_id"],
+            "scopes": scopes,
+            "services": services,
+            "rate_limit_per_minute": access.rate_limit_per_minute,
+        },
+        lifetime,
+    )

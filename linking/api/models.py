@@ -1,0 +1,170 @@
+"""Group services as clients of the site: what each may see, every API call it
+made, and the webhooks it is sent.
+
+A client's credentials live in allauth's OpenID Connect client registry
+(allauth.idp.oidc.models.Client): one registry, one secret (stored hashed), for
+both the API (client-credentials grant) and sign-in with the unified ID
+(authorization-code grant). ServiceClient adds what is ours: the legacy services
+the client may see, its rate limit and its webhook endpoint.
+"""
+
+import secrets
+import uuid
+
+from allauth.idp.oidc.models import Client
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from linking.models import AppendOnlyModel, LegacyService
+
+# OAuth 2 scopes of the API; a client may request only those listed on its Client.
+SCOPE_RESOLVE = "resolve"
+SCOPE_REVERSE = "reverse"
+SCOPE_EVENTS = "events"
+API_SCOPES = (SCOPE_RESOLVE, SCOPE_REVERSE, SCOPE_EVENTS)
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class ServiceClient(models.Model):
+    """A group service's access: which legacy services' accounts it may see."""
+
+    client = models.OneToOneField(
+        Client,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="service_access",
+        verbose_name=_("client"),
+    )
+    services = models.ManyToManyField(
+        LegacyService,
+        blank=True,
+        related_name="+",
+        verbose_name=_("visible services"),
+        help_text=_("The API and webhooks show this client only accounts at these services."),
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(_("requests per minute"), default=60_000)
+    webhook_url = models.URLField(_("webhook URL"), blank=True)
+    # The HMAC key both sides must hold, so it is kept as is (not hashed); shown to
+    # staff once, when it is made or rotated.
+    webhook_secret = models.CharField(
+        _("webhook signing secret"), max_length=100, default=new_webhook_secret, editable=False
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("service client")
+        verbose_name_plural = _("service clients")
+
+    def __str__(self) -> str:
+        return self.client.name
+
+    def rotate_webhook_secret(self) -> str:
+        self.webhook_secret = new_webhook_secret()
+        self.save(update_fields=["webhook_secret"])
+        return self.webhook_secret
+
+
+class ApiCall(AppendOnlyModel):
+    """One API call: who asked what, when, and what they were told. Compact on
+    purpose (one narrow row per call, no foreign-key checks on the hot path)."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    client_id = models.CharField(_("client"), max_length=100)
+    endpoint = models.CharField(_("endpoint"), max_length=16)
+    status = models.PositiveSmallIntegerField(_("status"))
+    # What was asked: "service:external_id" or a unified ID; empty for a batch.
+    subject = models.CharField(_("subject"), max_length=100, blank=True)
+    items = models.PositiveIntegerField(_("items"), default=1)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+
+    class Meta:
+        ordering = ("-id",)
+        verbose_name = _("API call")
+        verbose_name_plural = _("API calls")
+        indexes = [models.Index(fields=["client_id", "created_at"], name="api_call_client")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id} {self.endpoint} {self.status}"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one client: the exact body sent, and where its delivery stands.
+    Written in the transaction of the change it reports (an outbox), so a change
+    that rolls back sends nothing and a committed one is never lost."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SENDING = "sending", _("sending")
+        DELIVERED = "delivered", _("delivered")
+        DEAD = "dead", _("dead-lettered")
+
+    class EventType(models.TextChoices):
+        LINKED = "account.linked", _("account linked")
+        UNLINKED = "account.unlinked", _("account unlinked")
+        CUSTOMER_DELETED = "customer.deleted", _("unified ID deleted")
+
+    event_id = models.UUIDField(_("event ID"), default=uuid.uuid4, editable=False)
+    event_type = models.CharField(_("event"), max_length=32, choices=EventType.choices)
+    client = models.ForeignKey(
+        ServiceClient, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("client")
+    )
+    url = models.URLField(_("URL"))
+    body = models.TextField(_("body"))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(
+        _("last HTTP status"), null=True, blank=True
+    )
+    last_error = models.CharField(_("last error"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_id", "client"], name="webhook_delivery_once_per_client"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_delivery_due",
+                condition=Q(status__in=["pending", "sending"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} → {self.client_id} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery and what came back."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    number = models.PositiveSmallIntegerField(_("attempt"))
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+
+    class Meta:
+        ordering = ("delivery", "number")
+        verbose_name = _("webhook attempt")
+        verbose_name_plural = _("webhook attempts")
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.status_code or self.error}"

@@ -1,0 +1,68 @@
+"""The API's reads. Each takes the services the calling client may see; an
+account at any other service is treated exactly like one that does not exist."""
+
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from linking.models import LegacyAccount, LinkEvent
+
+
+def resolve(*, service_id: int, external_id: str) -> tuple[str, object] | None:
+    """(unified ID, linked_at) of the account's owner, or None."""
+    return (
+        LegacyAccount.objects.filter(
+            service_id=service_id, external_id=external_id, owner__isnull=False
+        )
+        .values_list("owner__unified_id", "linked_at")
+        .first()
+    )
+
+
+def resolve_many(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    """{(service_id, external_id): unified ID} for the linked accounts among pairs."""
+    by_service: dict[int, set[str]] = {}
+    for service_id, external_id in pairs:
+        by_service.setdefault(service_id, set()).add(external_id)
+    if not by_service:
+        return {}
+    condition = Q()
+    for service_id, external_ids in by_service.items():
+        condition |= Q(service_id=service_id, external_id__in=external_ids)
+    rows = LegacyAccount.objects.filter(condition, owner__isnull=False).values_list(
+        "service_id", "external_id", "owner__unified_id"
+    )
+    return {(service_id, external_id): uid for service_id, external_id, uid in rows}
+
+
+def linked_accounts(*, unified_id: str, service_ids: list[int]) -> list[dict]:
+    return list(
+        LegacyAccount.objects.filter(owner__unified_id=unified_id, service_id__in=service_ids)
+        .order_by("service__code", "external_id")
+        .values("service__code", "external_id", "linked_at")
+    )
+
+
+def link_events(
+    *, service_ids: list[int], after: int, limit: int, settle_seconds: float
+) -> list[dict]:
+    """Link events after the cursor, oldest first. The last settle_seconds are held
+    back: ids are handed out before commit, so a younger event could still be
+    joined by an older id committing late."""
+    settled = timezone.now() - timedelta(seconds=settle_seconds)
+    return list(
+        LinkEvent.objects.filter(
+            pk__gt=after, account__service_id__in=service_ids, created_at__lte=settled
+        )
+        .order_by("pk")
+        .values(
+            "pk",
+            "action",
+            "proof",
+            "created_at",
+            "customer_unified_id",
+            "account__service__code",
+            "account__external_id",
+        )[:limit]
+    )

@@ -1,0 +1,280 @@
+"""Webhooks: group services hear about links, unlinks and deleted unified IDs.
+
+Each event becomes one WebhookDelivery per subscribed client, written in the
+transaction of the change itself (an outbox): a change that rolls back leaves no
+delivery, and a committed one always has its rows. After commit the deliveries
+are queued for Celery (linking.api.tasks); the beat sweep re-queues any whose
+message was lost.
+
+A delivery is an HTTP POST of a JSON body with these headers:
+
+    Unified-ID-Event: account.linked | account.unlinked | customer.deleted
+    Unified-ID-Event-Id: the event's UUID (the same in every retry: deduplicate on it)
+    Unified-ID-Timestamp: Unix time of this attempt, in seconds
+    Unified-ID-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>
+
+A receiver recomputes the HMAC over the raw body bytes with the client's webhook
+secret, compares in constant time, and rejects timestamps more than five minutes
+from its clock (see verify()); so a captured request cannot be replayed later.
+Any 2xx answer counts as delivered; anything else is retried with exponential
+backoff (WEBHOOK_RETRY_BASE_SECONDS, doubling, at most WEBHOOK_RETRY_MAX_SECONDS)
+until WEBHOOK_MAX_ATTEMPTS, then the delivery is dead-lettered for staff to
+redeliver from the admin. Delivery is at least once.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from linking.api.models import ServiceClient, WebhookAttempt, WebhookDelivery
+from linking.models import LinkEvent
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_VERSION = "v1"
+REPLAY_TOLERANCE_SECONDS = 300
+EventType = WebhookDelivery.EventType
+_LINK_EVENT_TYPES = {
+    LinkEvent.Action.LINK: EventType.LINKED,
+    LinkEvent.Action.UNLINK: EventType.UNLINKED,
+}
+
+
+# Signing ---------------------------------------------------------------------------
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"{SIGNATURE_VERSION}={digest.hexdigest()}"
+
+
+def verify(
+    secret: str,
+    *,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    tolerance: int = REPLAY_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> bool:
+    """What a receiver does: a fresh timestamp and a matching signature."""
+    if not timestamp.isascii() or not timestamp.isdigit():
+        return False
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+# Emitting (inside the transaction of the change) -------------------------------------
+
+
+def link_changed(event: LinkEvent) -> list[WebhookDelivery]:
+    """Called by linking.claims for every link and unlink."""
+    account = event.account
+    subscribers = ServiceClient.objects.filter(services=account.service_id).exclude(webhook_url="")
+    data = {
+        "service": account.service.code,
+        "external_id": account.external_id,
+        "unified_id": event.customer_unified_id,
+        "proof": event.proof or None,
+        "link_event_id": str(event.pk),
+    }
+    return _emit(_LINK_EVENT_TYPES[event.action], {client: data for client in subscribers})
+
+
+def emit_account_deleted(customer) -> list[WebhookDelivery]:
+    """Tell every client that can see one of the customer's linked accounts that the
+    unified ID is gone. Call it in the deletion's transaction, before the accounts
+    are unlinked; each client hears only about the accounts it may see."""
+    accounts = list(customer.legacy_accounts.select_related("service"))
+    by_service: dict[int, list[dict]] = {}
+    for account in accounts:
+        by_service.setdefault(account.service_id, []).append(
+            {"service": account.service.code, "external_id": account.external_id}
+        )
+    subscribers = (
+        ServiceClient.objects.filter(services__in=list(by_service))
+        .exclude(webhook_url="")
+        .distinct()
+        .prefetch_related("services")
+    )
+    payloads = {}
+    for client in subscribers:
+        visible = [
+            item for service in client.services.all() for item in by_service.get(service.pk, [])
+        ]
+        payloads[client] = {"unified_id": customer.unified_id, "accounts": visible}
+    return _emit(EventType.CUSTOMER_DELETED, payloads)
+
+
+def _emit(event_type: str, payloads: dict[ServiceClient, dict]) -> list[WebhookDelivery]:
+    if not payloads:
+        return []
+    # One event ID for every client, so logs line up across services.
+    event_id, now = uuid.uuid4(), timezone.now()
+    deliveries = [
+        WebhookDelivery(
+            event_id=event_id,
+            event_type=event_type,
+            client=client,
+            url=client.webhook_url,
+            created_at=now,
+            body=json.dumps(
+                {
+                    "id": str(event_id),
+                    "type": event_type,
+                    "created_at": now.isoformat(),
+                    "data": data,
+                },
+                ensure_ascii=False,
+                separators=(",", ":"),
+            ),
+        )
+        for client, data in payloads.items()
+    ]
+    created = WebhookDelivery.objects.bulk_create(deliveries)
+    ids = [delivery.pk for delivery in created]
+    transaction.on_commit(lambda: enqueue(ids), robust=True)
+    return created
+
+
+def enqueue(delivery_ids: Iterable[int]) -> None:
+    from linking.api import tasks
+
+    for delivery_id in delivery_ids:
+        tasks.deliver.delay(delivery_id)
+
+
+# Delivering (Celery) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str | None  # None: someone else holds it, or it is not due
+    retry_in: float | None = None
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after the attempt-th failure: base, 2 x base, 4 x base ..."""
+    return min(
+        settings.WEBHOOK_RETRY_MAX_SECONDS,
+        settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** (attempt - 1),
+    )
+
+
+def deliver(delivery_id: int) -> Outcome:
+    """Make one attempt, if the delivery is due and no one else is making it."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 2 + 30)
+    claimed = WebhookDelivery.objects.filter(
+        Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+        | Q(status=WebhookDelivery.Status.SENDING, lease_until__lt=now),
+        pk=delivery_id,
+    ).update(status=WebhookDelivery.Status.SENDING, lease_until=now + lease)
+    if not claimed:
+        return Outcome(status=None)
+    delivery = WebhookDelivery.objects.select_related("client").get(pk=delivery_id)
+    number = delivery.attempts + 1
+    status_code, error, duration_ms = _post(delivery)
+    WebhookAttempt.objects.create(
+        delivery=delivery,
+        number=number,
+        status_code=status_code,
+        error=error,
+        duration_ms=duration_ms,
+    )
+    fields = {
+        "attempts": number,
+        "last_status_code": status_code,
+        "last_error": error,
+        "lease_until": None,
+    }
+    retry_in = None
+    if status_code is not None and 200 <= status_code < 300:
+        fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=timezone.now())
+    elif number >= settings.WEBHOOK_MAX_ATTEMPTS:
+        fields.update(status=WebhookDelivery.Status.DEAD)
+        log.warning("webhook delivery %s dead-lettered after %s attempts", delivery.pk, number)
+    else:
+        retry_in = retry_delay(number)
+        fields.update(
+            status=WebhookDelivery.Status.PENDING,
+            next_attempt_at=timezone.now() + timedelta(seconds=retry_in),
+        )
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
+    return Outcome(status=fields["status"], retry_in=retry_in)
+
+
+def _post(delivery: WebhookDelivery) -> tuple[int | None, str, int]:
+    body = delivery.body.encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "unified-id-webhooks/1",
+        "Unified-ID-Event": delivery.event_type,
+        "Unified-ID-Event-Id": str(delivery.event_id),
+        "Unified-ID-Timestamp": timestamp,
+        "Unified-ID-Signature": sign(delivery.client.webhook_secret, timestamp, body),
+    }
+    started = time.monotonic()
+    try:
+        response = requests.post(
+            delivery.url,
+            data=body,
+            headers=headers,
+            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:300], _ms_since(started)
+    error = "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+    return response.status_code, error, _ms_since(started)
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def redeliver(deliveries: Iterable[WebhookDelivery]) -> int:
+    """Staff's second chance for dead (or delivered) deliveries: a fresh round of
+    attempts, starting now."""
+    ids = [
+        delivery.pk for delivery in deliveries if delivery.status != WebhookDelivery.Status.SENDING
+    ]
+    with transaction.atomic():
+        count = WebhookDelivery.objects.filter(pk__in=ids).update(
+            status=WebhookDelivery.Status.PENDING,
+            attempts=0,
+            next_attempt_at=timezone.now(),
+            lease_until=None,
+        )
+        transaction.on_commit(lambda: enqueue(ids), robust=True)
+    return count
+
+
+def overdue(grace_seconds: int = 60) -> list[int]:
+    """Deliveries whose queued message seems lost: due a while ago, or held by a
+    worker whose lease ran out."""
+    now = timezone.now()
+    return list(
+        WebhookDelivery.objects.filter(
+            Q(
+                status=WebhookDelivery.Status.PENDING,
+                next_attempt_at__lte=now - timedelta(seconds=grace_seconds),
+            )
+            | Q(status=WebhookDelivery.Status.SENDING, lease_until__lt=now)
+        ).values_list("pk", flat=True)[:1000]
+    )

@@ -1,0 +1,106 @@
+"""Bounces: a hard bounce suppresses the address; soft bounces are only noted.
+
+Two ways in: an ESP's webhook (views.bounce_webhook) and delivery status
+notifications (RFC 3464 DSN mail) read by `manage.py read_campaign_mail`.
+"""
+
+import email
+import email.policy
+import re
+from dataclasses import dataclass
+from email.message import Message
+
+from django.utils import timezone
+
+from linking.campaigns import content
+from linking.campaigns.models import Delivery, Suppression
+from linking.normalize import normalize_email
+
+_MESSAGE_ID = re.compile(r"<campaign\.(\d+)\.(\d+)\.(\d+)@[^>]+>")
+_ADDRESS = re.compile(r"[^\s<>;]+@[^\s<>;]+")
+
+
+@dataclass(frozen=True)
+class Bounce:
+    email: str
+    hard: bool
+    message_id: str = ""
+    detail: str = ""
+
+
+def delivery_for(message_id: str) -> Delivery | None:
+    match = _MESSAGE_ID.search(message_id or "")
+    if not match:
+        return None
+    campaign_id, step, pk = (int(part) for part in match.groups())
+    delivery = Delivery.objects.filter(pk=pk, campaign_id=campaign_id, step=step).first()
+    if delivery is None or content.message_id(delivery) != match[0]:
+        return None
+    return delivery
+
+
+def record(bounce: Bounce) -> bool:
+    """Record one bounce; True if it suppressed an address."""
+    delivery = delivery_for(bounce.message_id)
+    email_key = normalize_email(bounce.email) or (delivery.email_key if delivery else "")
+    if not email_key or not bounce.hard:
+        return False
+    if delivery is not None and delivery.email_key == email_key:
+        Delivery.objects.filter(pk=delivery.pk, bounced_at__isnull=True).update(
+            bounced_at=timezone.now()
+        )
+    _, created = Suppression.objects.get_or_create(
+        email_key=email_key,
+        defaults={
+            "reason": Suppression.Reason.BOUNCED,
+            "campaign_id": delivery.campaign_id if delivery else None,
+            "detail": bounce.detail[:1000],
+        },
+    )
+    return created
+
+
+def parse_dsn(raw: bytes) -> list[Bounce]:
+    """The failed recipients of a delivery status notification (RFC 3464); [] for
+    any other message."""
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    if message.get_content_type() != "multipart/report":
+        return []
+    original_id = _original_message_id(message)
+    bounces = []
+    for part in message.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        blocks = part.get_payload()
+        for block in blocks[1:] if isinstance(blocks, list) else []:
+            action = (block.get("Action") or "").strip().lower()
+            status = (block.get("Status") or "").strip()
+            recipient = _ADDRESS.search(
+                block.get("Final-Recipient") or block.get("Original-Recipient") or ""
+            )
+            if action != "failed" or not recipient:
+                continue
+            bounces.append(
+                Bounce(
+                    email=recipient[0],
+                    hard=status.startswith("5"),
+                    message_id=original_id,
+                    detail=f"{status} {block.get('Diagnostic-Code', '')}".strip(),
+                )
+            )
+    return bounces
+
+
+def _original_message_id(report: Message) -> str:
+    for part in report.walk():
+        kind = part.get_content_type()
+        if kind == "message/rfc822":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner:
+                return inner[0].get("Message-ID", "")
+        if kind == "text/rfc822-headers":
+            headers = email.message_from_string(
+                part.get_payload(decode=True).decode("utf-8", "replace")
+            )
+            return headers.get("Message-ID", "")
+    return ""

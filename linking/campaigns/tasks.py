@@ -1,0 +1,52 @@
+"""Celery tasks: thin wrappers around the campaign services. Acknowledged late
+(settings), so a task whose worker died runs again; every service here is safe to
+run twice."""
+
+import time
+
+from celery import shared_task
+
+from linking.campaigns import control, planning, sending
+from linking.campaigns.models import Campaign
+from linking.campaigns.transport import Transport
+
+MAX_TRANSPORT_RETRIES = 10
+RUN_SECONDS = 5
+
+
+@shared_task(name="campaigns.plan")
+def plan(campaign_id: int, step: int) -> None:
+    campaign = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).first()
+    if campaign is None:
+        return
+    planning.plan_step(campaign=campaign, number=step)
+    control.kick(campaign_id)
+
+
+@shared_task(name="campaigns.send", bind=True)
+def send(self, campaign_id: int) -> int:
+    """Chunk after chunk for a few seconds (the status is read before each one); then
+    this sender's next run is queued, so no task runs long and a lost one is cheap."""
+    deadline = time.monotonic() + RUN_SECONDS
+    sent = 0
+    with Transport() as transport:  # its SMTP connections serve every chunk of this run
+        while True:
+            try:
+                run = sending.send_chunk(campaign_id, transport)
+            except sending.TransportUnavailable as exc:
+                # Trouble with the mail server: back off 5 s, 10 s, 20 s ... 10 min.
+                countdown = min(600, 5 * 2**self.request.retries)
+                raise self.retry(
+                    exc=exc, countdown=countdown, max_retries=MAX_TRANSPORT_RETRIES
+                ) from exc
+            sent += run.sent
+            if not run.again or run.wait_seconds or time.monotonic() > deadline:
+                break
+    if run.again:
+        send.apply_async((campaign_id,), countdown=run.wait_seconds or None)
+    return sent
+
+
+@shared_task(name="campaigns.tick")
+def tick() -> None:
+    control.tick()

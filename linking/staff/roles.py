@@ -1,0 +1,21 @@
+"""Staff roles as Django groups. Used by the data migration that creates them."""
+
+ANALYST, SUPPORT, ADMIN = "analyst", "support", "admin"
+
+# Read-only: every view permission of these apps, and the staff reports.
+VIEW_APPS = ("accounts", "linking", "campaigns")
+REPORTS = ("view_link_dashboard", "view_matching_report")
+
+
+def apply(Group, Permission) -> None:
+    """Create the groups, or add what they lack; never removes permissions."""
+    views = Permission.objects.filter(
+        content_type__app_label__in=VIEW_APPS, codename__startswith="view_"
+    ) | Permission.objects.filter(content_type__app_label="linking", codename__in=REPORTS)
+    assist = Permission.objects.filter(content_type__app_label="linking", codename="assist_link")
+    analyst, _ = Group.objects.get_or_create(name=ANALYST)
+    analyst.permissions.add(*views)
+    support, _ = Group.objects.get_or_create(name=SUPPORT)
+    support.permissions.add(*views, *assist)
+    admin, _ = Group.objects.get_or_create(name=ADMIN)
+    admin.permissions.add(*Permission.objects.all())

@@ -1,0 +1,176 @@
+"""Campaign test support behind the fixtures in tests/fixtures/campaigns.py: a real
+SMTP server (aiosmtpd) standing in for the mail provider, and a real Celery worker
+process sharing the test's database and broker."""
+
+import email
+import email.policy
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from django.conf import settings as django_settings
+from django.db import connection, connections
+
+BASE_DIR = Path(django_settings.BASE_DIR)
+WAIT_SECONDS = 90  # a guard against hanging forever, not a speed requirement
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SmtpSink:
+    """Accepts every message and remembers it. reply_for[address] makes the server
+    answer that recipient with another reply (e.g. "451 try later", "550 no such
+    user") at RCPT time."""
+
+    def __init__(self) -> None:
+        self.pipelining = False  # True: offer PIPELINING (RFC 2920) in the EHLO answer
+        self.messages: list[email.message.EmailMessage] = []
+        self.reply_for: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.reply_for:
+            return self.reply_for[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.messages.append(parsed)
+        return "250 OK"
+
+    def snapshot(self) -> list[email.message.EmailMessage]:
+        with self._lock:
+            return list(self.messages)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.messages)
+
+    def recipients(self) -> Counter:
+        return Counter(str(message["To"]) for message in self.snapshot())
+
+    def message_ids(self) -> Counter:
+        return Counter(str(message["Message-ID"]) for message in self.snapshot())
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        return [message for message in self.snapshot() if str(message["To"]) == address]
+
+
+def wait_until(condition: Callable[[], bool], *, what: str, seconds: float = WAIT_SECONDS) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def database_url_for_worker(tmp_path: Path) -> Iterator[str]:
+    """The test database as a DATABASE_URL another process can open.
+
+    PostgreSQL: pytest-django's test database, by name. SQLite: the test database
+    lives in this process's memory, so it is copied (schema and all) to a file and
+    this process switches to that file for the test, then back.
+    """
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+        yield (
+            f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        )
+        return
+    path = tmp_path / "worker.sqlite3"
+    in_memory = connections["default"]
+    in_memory.ensure_connection()
+    with sqlite3.connect(path) as copy:
+        in_memory.connection.backup(copy)
+    # A new connection object for this thread only: a live server started earlier in
+    # the session shares (and closes after each request) the in-memory one, which is
+    # harmless for memory but would close a file connection under this thread's feet.
+    on_file = in_memory.__class__({**in_memory.settings_dict, "NAME": str(path)}, alias="default")
+    connections["default"] = on_file
+    try:
+        yield f"sqlite:///{path}"
+    finally:
+        on_file.close()
+        connections["default"] = in_memory
+
+
+class Worker:
+    """`celery -A config worker` in its own process group, on the test's database,
+    broker and SMTP sink."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.process: subprocess.Popen | None = None
+        self.runs = 0
+
+    def start(self, *, beat: bool = False) -> None:
+        self.runs += 1
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            "2",
+            "-n",
+            f"campaign-test-{os.getpid()}-{self.runs}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+        if beat:
+            command += ["-B", "-s", str(self.log_dir / f"beat-{self.runs}")]
+        log = (self.log_dir / f"worker-{self.runs}.log").open("wb")
+        self.process = subprocess.Popen(
+            command,
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes at once, like a machine dying."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        """At the end of a test: nothing is left to protect, so no warm shutdown."""
+        self.kill()
+
+    def log(self) -> str:
+        return "\n".join(
+            path.read_text(errors="replace") for path in sorted(self.log_dir.glob("worker-*.log"))
+        )

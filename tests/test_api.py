@@ -1,0 +1,320 @@
+"""The JSON API for group services: OAuth 2 client credentials, scopes, resolve,
+reverse, batch, the link-event feed, rate limits and the audit of every call."""
+
+import pytest
+from django.test import Client as DjangoClient
+from django.urls import reverse
+
+from linking import claims
+from linking.api.models import ApiCall, ServiceClient
+from tests.api_support import bearer, fetch_token
+
+pytest_plugins = ["tests.fixtures.api"]
+
+
+@pytest.fixture(autouse=True)
+def _no_settle(settings):
+    # The feed holds back its last seconds in production; tests read at once.
+    settings.API_EVENTS_SETTLE_SECONDS = 0
+
+
+@pytest.fixture
+def store(service):
+    return service
+
+
+@pytest.fixture
+def pos(make_service):
+    return make_service("pos")
+
+
+@pytest.fixture
+def store_client(make_client, store):
+    return make_client("store backend", services=[store])
+
+
+def _link(account, customer):
+    claims.link(account=account, customer=customer, proof="code", request=None)
+
+
+def _get(token: str, url: str, **params):
+    return DjangoClient().get(url, params, **bearer(token))
+
+
+def _batch(token: str, items) -> object:
+    return DjangoClient().post(
+        reverse("api:resolve_batch"),
+        {"items": items},
+        content_type="application/json",
+        **bearer(token),
+    )
+
+
+def _resolve(token: str, service: str, external_id: str):
+    return _get(token, reverse("api:resolve"), service=service, external_id=external_id)
+
+
+def test_a_client_resolves_a_linked_account_to_its_unified_id(
+    store_client, store, make_account, customer
+):
+    account = make_account("S0001", service=store)
+    _link(account, customer)
+    token = fetch_token(store_client)
+
+    response = _resolve(token, "store", "S0001")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["unified_id"] == customer.unified_id
+    assert (body["service"], body["external_id"]) == ("store", "S0001")
+
+
+def test_an_unlinked_or_unknown_account_is_not_found(store_client, store, make_account):
+    make_account("S0002", service=store)
+    token = fetch_token(store_client)
+
+    assert _resolve(token, "store", "S0002").status_code == 404
+    assert _resolve(token, "store", "NO-SUCH").status_code == 404
+
+
+def test_reverse_lists_the_accounts_linked_to_a_unified_id(
+    make_client, store, pos, make_account, customer
+):
+    registered = make_client(services=[store, pos])
+    _link(make_account("S1", service=store), customer)
+    _link(make_account("P1", service=pos), customer)
+    token = fetch_token(registered)
+
+    response = _get(token, reverse("api:reverse", args=[customer.unified_id_display]))
+
+    assert response.status_code == 200
+    assert response.json()["unified_id"] == customer.unified_id
+    assert [(a["service"], a["external_id"]) for a in response.json()["accounts"]] == [
+        ("pos", "P1"),
+        ("store", "S1"),
+    ]
+
+
+def test_a_foreign_services_accounts_stay_hidden_everywhere(
+    store_client, store, pos, make_account, make_customer
+):
+    """The store's client may see the store only: the POS account of the same person
+    is hidden in resolve, reverse, batch and the feed alike."""
+    hanako = make_customer("hanako@example.jp")
+    taro = make_customer("taro@example.jp")
+    _link(make_account("S1", service=store), hanako)
+    _link(make_account("P1", service=pos), hanako)
+    _link(make_account("P2", service=pos), taro)  # taro has nothing at the store
+    token = fetch_token(store_client)
+
+    assert _resolve(token, "pos", "P1").status_code == 404
+    assert _resolve(token, "pos", "P2").status_code == 404
+
+    accounts = _get(token, reverse("api:reverse", args=[hanako.unified_id])).json()["accounts"]
+    assert [a["service"] for a in accounts] == ["store"]
+    # A unified ID whose accounts are all elsewhere is, to this client, unknown.
+    assert _get(token, reverse("api:reverse", args=[taro.unified_id])).status_code == 404
+
+    results = _batch(
+        token,
+        [{"service": "store", "external_id": "S1"}, {"service": "pos", "external_id": "P1"}],
+    ).json()["results"]
+    assert [r["unified_id"] for r in results] == [hanako.unified_id, None]
+
+    events = _get(token, reverse("api:link_events")).json()["events"]
+    assert [(e["service"], e["external_id"]) for e in events] == [("store", "S1")]
+
+
+def test_batch_resolves_up_to_a_thousand_accounts_in_order(
+    store_client, store, make_account, customer
+):
+    _link(make_account("S0500", service=store), customer)
+    token = fetch_token(store_client)
+    items = [{"service": "store", "external_id": f"S{n:04d}"} for n in range(1000)]
+
+    response = _batch(token, items)
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 1000
+    assert [r["external_id"] for r in results] == [i["external_id"] for i in items]
+    assert {r["external_id"] for r in results if r["unified_id"]} == {"S0500"}
+    assert results[500]["unified_id"] == customer.unified_id
+
+
+def test_batch_refuses_more_than_a_thousand_items(store_client):
+    token = fetch_token(store_client)
+    items = [{"service": "store", "external_id": f"S{n:04d}"} for n in range(1001)]
+
+    response = _batch(token, items)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "too_many_items"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[]", b'{"items": []}', b'{"items": [1]}', b'{"items": [{"service": 1}]}'],
+)
+def test_batch_answers_malformed_bodies_with_400(store_client, body):
+    token = fetch_token(store_client)
+    response = DjangoClient().post(
+        reverse("api:resolve_batch"), body, content_type="application/json", **bearer(token)
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_the_feed_pages_through_link_events_with_a_cursor(
+    store_client, store, make_account, customer
+):
+    accounts = [make_account(f"S{n}", service=store) for n in range(5)]
+    for account in accounts:
+        _link(account, customer)
+    claims.unlink(account=accounts[0], customer=customer, request=None)
+    token = fetch_token(store_client)
+
+    seen, cursor = [], "0"
+    while True:
+        page = _get(token, reverse("api:link_events"), cursor=cursor, limit=2).json()
+        seen += [(e["action"], e["external_id"]) for e in page["events"]]
+        cursor = page["next_cursor"]
+        if not page["has_more"]:
+            break
+
+    assert seen == [("link", f"S{n}") for n in range(5)] + [("unlink", "S0")]
+    # Polling from the last cursor finds nothing new until something happens.
+    assert _get(token, reverse("api:link_events"), cursor=cursor).json()["events"] == []
+    claims.unlink(account=accounts[1], customer=customer, request=None)
+    newer = _get(token, reverse("api:link_events"), cursor=cursor).json()["events"]
+    assert [(e["action"], e["external_id"]) for e in newer] == [("unlink", "S1")]
+
+
+def test_calls_without_a_valid_token_are_refused(store_client):
+    for headers in ({}, bearer("made-up"), {"HTTP_AUTHORIZATION": "Basic abc"}):
+        response = DjangoClient().get(
+            reverse("api:resolve"), {"service": "store", "external_id": "S1"}, **headers
+        )
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_token_without_the_scope_of_the_call_is_refused(store_client, customer):
+    token = fetch_token(store_client, scope="resolve")
+
+    response = _get(token, reverse("api:reverse", args=[customer.unified_id]))
+    assert response.status_code == 403
+    assert response.json()["error"] == "insufficient_scope"
+    assert _get(token, reverse("api:link_events")).status_code == 403
+    assert _resolve(token, "store", "S1").status_code == 404
+
+
+def test_a_client_cannot_obtain_scopes_it_was_not_given(make_client, store):
+    registered = make_client(services=[store], scopes=["resolve"])
+    response = DjangoClient().post(
+        reverse("idp:oidc:token"),
+        {"grant_type": "client_credentials", "scope": "resolve events"},
+        HTTP_AUTHORIZATION=registered.basic_auth(),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_scope"
+
+
+def test_a_wrong_or_rotated_secret_gets_no_token(store_client):
+    store_client.secret = "guessed"
+    response = DjangoClient().post(
+        reverse("idp:oidc:token"),
+        {"grant_type": "client_credentials", "scope": "resolve"},
+        HTTP_AUTHORIZATION=store_client.basic_auth(),
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_the_client_secret_is_stored_hashed(store_client):
+    store_client.client.refresh_from_db()
+    assert store_client.secret not in store_client.client.secret
+    assert store_client.client.check_secret(store_client.secret)
+
+
+def test_a_client_over_its_rate_limit_is_told_when_to_come_back(make_client, store):
+    registered = make_client(services=[store], rate_limit_per_minute=3)
+    token = fetch_token(registered)
+
+    statuses = [_resolve(token, "store", "S1").status_code for _ in range(5)]
+
+    assert statuses == [404, 404, 404, 429, 429]
+    response = _resolve(token, "store", "S1")
+    assert 1 <= int(response["Retry-After"]) <= 61
+
+
+def test_every_authenticated_call_is_audited(store_client, store, make_account, customer):
+    _link(make_account("S1", service=store), customer)
+    token = fetch_token(store_client)
+
+    _resolve(token, "store", "S1")
+    _resolve(token, "store", "S9")
+    _batch(token, [{"service": "store", "external_id": "S1"}] * 3)
+    _get(token, reverse("api:reverse", args=[customer.unified_id]))
+
+    calls = list(
+        ApiCall.objects.order_by("id").values_list("client_id", "endpoint", "status", "subject")
+    )
+    assert calls == [
+        (store_client.client_id, "resolve", 200, "store:S1"),
+        (store_client.client_id, "resolve", 404, "store:S9"),
+        (store_client.client_id, "batch", 200, ""),
+        (store_client.client_id, "reverse", 200, customer.unified_id),
+    ]
+    assert ApiCall.objects.get(endpoint="batch").items == 3
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"service": "store"},
+        {"service": "store", "external_id": "S\x001"},
+        {"service": "store", "external_id": "x" * 65},
+    ],
+)
+def test_resolve_answers_bad_input_with_400(store_client, params):
+    token = fetch_token(store_client)
+    response = _get(token, reverse("api:resolve"), **params)
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("value", ["123", "123456789012", "abc\x00", "１２３４５６７８９０１２"])
+def test_reverse_answers_a_malformed_unified_id_with_400(store_client, value):
+    token = fetch_token(store_client)
+    response = _get(token, reverse("api:reverse", args=[value]))
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("params", [{"cursor": "x"}, {"limit": "0"}, {"limit": "1001"}])
+def test_the_feed_answers_bad_cursors_and_limits_with_400(store_client, params):
+    token = fetch_token(store_client)
+    assert _get(token, reverse("api:link_events"), **params).status_code == 400
+
+
+def test_a_client_without_api_access_gets_no_answers(make_client, store):
+    registered = make_client(services=[store])
+    token = fetch_token(registered)
+    ServiceClient.objects.filter(pk=registered.client_id).delete()
+    from django.core.cache import cache
+
+    cache.clear()
+    assert _resolve(token, "store", "S1").status_code == 401
+
+
+def test_the_openapi_document_describes_every_endpoint(client):
+    document = client.get("/api/v1/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {
+        "/resolve",
+        "/resolve/batch",
+        "/unified-ids/{unified_id}/accounts",
+        "/link-events",
+    }
+    flow = document["components"]["securitySchemes"]["clientCredentials"]["flows"]
+    assert flow["clientCredentials"]["tokenUrl"].endswith("/identity/o/api/token")

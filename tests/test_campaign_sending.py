@@ -1,0 +1,512 @@
+"""Planning and sending campaign emails in this process, into a real local SMTP
+server: who is targeted, what each email says, and exactly-once sending."""
+
+import email
+import email.policy
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from linking import claims
+from linking.campaigns import content, control, planning, rate_limit, sending, unsubscribe
+from linking.campaigns.models import Campaign, Delivery, Suppression
+from linking.campaigns.transport import Item, Transport
+from tests.campaign_support import SmtpSink
+
+pytest_plugins = ["tests.fixtures.campaigns"]
+
+
+def _send_everything(campaign: Campaign) -> int:
+    sent = 0
+    while True:
+        run = sending.send_chunk(campaign.pk)
+        sent += run.sent
+        if not run.again or run.wait_seconds:
+            return sent
+
+
+def _start(campaign: Campaign) -> None:
+    control.start(campaign)
+    planning.plan_step(campaign=campaign, number=0)
+
+
+def test_the_audience_is_unlinked_consenting_unsuppressed_accounts_with_an_email(
+    make_campaign, make_account, make_service, customer
+):
+    wanted = make_account("S1", email="a@example.jp")
+    make_account("S2", email="")
+    make_account("S3", email="c@example.jp", attributes={"marketing_consent": False})
+    consenting = make_account("S4", email="d@example.jp", attributes={"marketing_consent": True})
+    linked = make_account("S5", email="e@example.jp")
+    claims.link(account=linked, customer=customer, proof="staff", request=None)
+    make_account("S6", email="F@Example.jp")
+    Suppression.objects.create(email_key="f@example.jp", reason="unsubscribed")
+    make_account("A1", email="g@example.jp", service=make_service("app"))
+
+    campaign = make_campaign()
+
+    assert set(planning.audience(campaign)) == {wanted, consenting}
+
+
+def test_filters_narrow_the_audience_by_points_and_last_activity(make_campaign, make_account):
+    keep = make_account(
+        "S1", email="a@example.jp", points=500, attributes={"last_active": "2026-05-01"}
+    )
+    make_account("S2", email="b@example.jp", points=10, attributes={"last_active": "2026-05-01"})
+    make_account("S3", email="c@example.jp", points=900, attributes={"last_active": "2024-01-31"})
+    make_account("S4", email="d@example.jp", points=900)
+
+    campaign = make_campaign(min_points=100, active_since=timezone.datetime(2026, 1, 1).date())
+
+    assert list(planning.audience(campaign)) == [keep]
+
+
+def test_planning_twice_gives_one_delivery_per_step_and_account(make_campaign, make_account):
+    for number in range(5):
+        make_account(f"S{number}", email=f"m{number}@example.jp")
+    campaign = make_campaign()
+
+    planning.plan_step(campaign=campaign, number=0)
+    planning.plan_step(campaign=campaign, number=0)
+
+    assert Delivery.objects.filter(campaign=campaign).count() == 5
+    assert campaign.steps.get(number=0).planned_at is not None
+
+
+def test_it_sends_each_delivery_once_as_multipart_mail_with_unsubscribe_headers(
+    make_campaign, make_account, make_service, smtp_sink: SmtpSink
+):
+    store = make_service("shop", incentive_ja="500ポイント進呈", incentive_en="500 points for you")
+    make_account("S0001234", service=store, email="hanako@example.jp", name="山田 花子")
+    make_account(
+        "S0005678",
+        service=store,
+        email="jane@example.com",
+        name="Jane Doe",
+        attributes={"language": "en"},
+    )
+    campaign = make_campaign(services=[store])
+    _start(campaign)
+
+    assert _send_everything(campaign) == 2
+
+    assert smtp_sink.recipients() == {"hanako@example.jp": 1, "jane@example.com": 1}
+    japanese = smtp_sink.to("hanako@example.jp")[0]
+    assert japanese["Subject"].strip() == "山田 花子様、shop 会員のアカウントを統合IDへ"
+    assert japanese.get_content_type() == "multipart/alternative"
+    text = japanese.get_body(("plain",)).get_content()
+    html = japanese.get_body(("html",)).get_content()
+    assert "****1234" in text and "S0001234" not in text
+    assert "500ポイント進呈" in text
+    assert "サンプル商事株式会社" in text and "東京都千代田区丸の内1-1-1" in text
+    assert "サンプル商事株式会社" in html and "/c/u/" in html
+    assert japanese["Content-Language"] == "ja"
+    assert japanese["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https, mailto = (part.strip(" <>") for part in japanese["List-Unsubscribe"].split(","))
+    assert https.startswith("http") and "/c/u/" in https
+    assert mailto.startswith("mailto:unsubscribe@")
+    delivery = Delivery.objects.get(account__external_id="S0001234")
+    assert japanese["Message-ID"] == f"<campaign.{campaign.pk}.0.{delivery.pk}@localhost>"
+    english = smtp_sink.to("jane@example.com")[0]
+    assert english["Subject"].strip() == "Jane Doe, link your shop members account"
+    assert "500 points for you" in english.get_body(("plain",)).get_content()
+    assert english["Content-Language"] == "en"
+
+
+def test_the_personal_link_is_stored_only_as_a_hash_with_an_expiry(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    make_account("S1", email="a@example.jp")
+    campaign = make_campaign(link_valid_days=14)
+    _start(campaign)
+    _send_everything(campaign)
+
+    delivery = Delivery.objects.get()
+    text = smtp_sink.to("a@example.jp")[0].get_body(("plain",)).get_content()
+    token = text.split("/c/l/")[1].split("/")[0]
+    assert len(token) >= 40
+    assert token not in delivery.token_hash
+    assert delivery.token_hash == sending.token_hash(token)
+    assert delivery.token_expires_at - delivery.sent_at == timedelta(days=14)
+
+
+def test_a_sender_run_that_is_repeated_sends_nothing_again(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    for number in range(30):
+        make_account(f"S{number}", email=f"m{number}@example.jp")
+    campaign = make_campaign()
+    _start(campaign)
+
+    _send_everything(campaign)
+    _send_everything(campaign)
+
+    assert smtp_sink.count() == 30
+    assert max(smtp_sink.recipients().values()) == 1
+    assert Delivery.objects.filter(status="sent").count() == 30
+
+
+def test_a_sender_that_lost_its_claim_sends_nothing(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    make_account("S1", email="a@example.jp")
+    campaign = make_campaign()
+    _start(campaign)
+    slow = sending.claim(campaign.pk, 10)
+    # The slow sender's lease runs out; another sender takes the delivery and sends it.
+    Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert _send_everything(campaign) == 1
+
+    with Transport() as transport:
+        assert sending.send_claimed(transport, campaign, slow) == 0
+
+    assert smtp_sink.recipients() == {"a@example.jp": 1}
+
+
+def test_suppression_is_checked_right_before_each_send(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    make_account("S1", email="a@example.jp")
+    make_account("S2", email="b@example.jp")
+    campaign = make_campaign()
+    _start(campaign)
+    unsubscribe.unsubscribe(Delivery.objects.get(email_key="b@example.jp"))
+
+    _send_everything(campaign)
+
+    assert smtp_sink.recipients() == {"a@example.jp": 1}
+    skipped = Delivery.objects.get(email_key="b@example.jp")
+    assert (skipped.status, skipped.error) == ("skipped", "suppressed")
+
+
+def test_temporary_smtp_errors_are_retried_later_and_permanent_ones_recorded(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    make_account("S1", email="later@example.jp")
+    make_account("S2", email="nobody@example.jp")
+    make_account("S3", email="fine@example.jp")
+    smtp_sink.reply_for["later@example.jp"] = "451 4.3.0 try again later"
+    smtp_sink.reply_for["nobody@example.jp"] = "550 5.1.1 no such user"
+    campaign = make_campaign()
+    _start(campaign)
+
+    _send_everything(campaign)
+
+    later = Delivery.objects.get(email_key="later@example.jp")
+    assert (later.status, later.attempts) == ("pending", 1)
+    assert later.not_before > timezone.now()
+    assert "451" in later.error
+    nobody = Delivery.objects.get(email_key="nobody@example.jp")
+    assert nobody.status == "failed" and "550" in nobody.error
+    assert Suppression.objects.filter(email_key="nobody@example.jp", reason="bounced").exists()
+    assert smtp_sink.recipients() == {"fine@example.jp": 1}
+
+    del smtp_sink.reply_for["later@example.jp"]
+    Delivery.objects.filter(pk=later.pk).update(not_before=timezone.now())
+    _send_everything(campaign)
+    assert smtp_sink.recipients() == {"fine@example.jp": 1, "later@example.jp": 1}
+
+
+def test_an_unreachable_mail_server_releases_the_claimed_deliveries(
+    make_campaign, make_account, settings
+):
+    make_account("S1", email="a@example.jp")
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2
+    campaign = make_campaign()
+    _start(campaign)
+
+    with pytest.raises(sending.TransportUnavailable):
+        sending.send_chunk(campaign.pk)
+
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.claim, delivery.sent_at) == ("pending", "", None)
+
+
+def test_a_paused_or_cancelled_campaign_sends_nothing(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    make_account("S1", email="a@example.jp")
+    campaign = make_campaign()
+    _start(campaign)
+
+    control.pause(campaign)
+    assert sending.send_chunk(campaign.pk) == sending.Run()
+    control.cancel(campaign)
+    assert sending.send_chunk(campaign.pk) == sending.Run()
+
+    assert smtp_sink.count() == 0
+    assert Delivery.objects.get().status == "cancelled"
+
+
+def test_a_finished_step_finishes_the_campaign(make_campaign, make_account, smtp_sink):
+    make_account("S1", email="a@example.jp")
+    campaign = make_campaign()
+    _start(campaign)
+
+    _send_everything(campaign)
+
+    campaign.refresh_from_db()
+    assert campaign.status == "finished" and campaign.finished_at is not None
+
+
+def test_reminders_go_only_to_those_reached_who_have_not_linked(
+    make_campaign, make_account, customer, smtp_sink: SmtpSink
+):
+    linked_since = make_account("S1", email="a@example.jp")
+    make_account("S2", email="b@example.jp")
+    unsubscribed = make_account("S3", email="c@example.jp")
+    campaign = make_campaign(steps=(0, 3))
+    _start(campaign)
+    _send_everything(campaign)
+    claims.link(account=linked_since, customer=customer, proof="code", request=None)
+    unsubscribe.unsubscribe(Delivery.objects.get(account=unsubscribed))
+
+    planning.plan_step(campaign=campaign, number=3)
+    _send_everything(campaign)
+
+    reminders = [m for m in smtp_sink.snapshot() if ".3." in str(m["Message-ID"])]
+    assert [str(m["To"]) for m in reminders] == ["b@example.jp"]
+    first = next(m for m in smtp_sink.to("b@example.jp") if ".0." in str(m["Message-ID"]))
+    assert first["Subject"].strip() in reminders[0]["Subject"]
+    assert first["Subject"].strip() != reminders[0]["Subject"].strip()
+
+
+def test_the_rate_limit_is_one_bucket_for_all_senders(make_campaign):
+    campaign = make_campaign(rate_per_minute=60)
+
+    first = rate_limit.take(campaign.pk, 100)
+    second = rate_limit.take(campaign.pk, 100)
+
+    assert first.count == 5  # five seconds' worth at 60 a minute
+    assert second.count == 0 and 0 < second.wait_seconds <= 1
+    rate_limit.give_back(campaign.pk, 2)
+    assert rate_limit.take(campaign.pk, 100).count == 2
+
+
+def test_a_rate_limited_sender_waits_instead_of_sending(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    for number in range(8):
+        make_account(f"S{number}", email=f"m{number}@example.jp")
+    campaign = make_campaign(rate_per_minute=60)
+    _start(campaign)
+
+    first = sending.send_chunk(campaign.pk)
+    second = sending.send_chunk(campaign.pk)
+
+    assert first.sent == 5
+    assert second.sent == 0 and second.again and second.wait_seconds > 0
+    assert smtp_sink.count() == 5
+
+
+@pytest.mark.parametrize("status", ["scheduled", "sending", "finished"])
+def test_only_a_draft_can_be_started(make_campaign, status):
+    campaign = make_campaign(status=status)
+    with pytest.raises(control.NotAllowed):
+        control.start(campaign)
+
+
+def test_a_campaign_with_a_future_start_waits_as_scheduled(make_campaign):
+    campaign = make_campaign(start_at=timezone.now() + timedelta(days=1))
+
+    control.start(campaign)
+
+    assert campaign.status == "scheduled" and campaign.started_at is None
+
+
+@pytest.mark.parametrize(
+    ("name", "language"),
+    [
+        ("山田 花子", "ja"),
+        ("Jane Doe", "en"),
+        ("", "ja"),
+        ("<b>Tom</b> & co. www.example.com", "en"),
+        ("花子\n\nさん", "ja"),
+    ],
+)
+def test_composed_emails_say_what_build_message_says(
+    make_campaign, make_account, make_service, name, language
+):
+    store = make_service("shop", incentive_ja="500ポイント進呈", incentive_en="500 points")
+    account = make_account(
+        "S0001234",
+        service=store,
+        email="a@example.jp",
+        name=name,
+        attributes={"language": language},
+    )
+    campaign = make_campaign(services=[store], steps=(0, 3))
+    planning.plan_step(campaign=campaign, number=0)
+    delivery = Delivery.objects.get()
+
+    for step in (0, 3):
+        delivery.step = step
+        composed = content.Composer(campaign).outgoing(delivery, account, token="Tok-en_1")
+        built = content.build_message(campaign, delivery, account, token="Tok-en_1")
+
+        assert composed.recipient == "a@example.jp"
+        assert _seen(composed.data) == _seen(built.message().as_bytes(linesep="\r\n"))
+        assert b"Zq7x" not in composed.data
+
+
+def _seen(data: bytes) -> tuple:
+    """What a mail client shows of a message (the Date aside)."""
+    parsed = email.message_from_bytes(data, policy=email.policy.default)
+    headers = sorted(
+        (k, str(v).strip()) for k, v in parsed.items() if k not in ("Date", "Content-Type")
+    )
+    parts = [(p.get_content_type(), p.get_content()) for p in parsed.walk() if not p.is_multipart()]
+    return headers, parts
+
+
+def test_a_crash_between_data_and_the_commit_sends_nothing(smtp_sink: SmtpSink):
+    # A real process holds eight emails at the final "." and dies (SIGKILL) where it
+    # would commit: the server must discard all eight.
+    script = (
+        "import os, signal, django\n"
+        "django.setup()\n"
+        "from linking.campaigns.transport import Item, Transport\n"
+        "items = [Item(key=n, sender='from@example.jp', recipient=f'm{n}@example.jp',\n"
+        "    data=f'To: m{n}@example.jp\\r\\nSubject: x\\r\\n\\r\\nbody\\r\\n'.encode())\n"
+        "    for n in range(8)]\n"
+        "def crash(ready):\n"
+        "    print(len(ready), flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "Transport(connections=8).send(items, crash)\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_sink.port),
+        "EMAIL_USE_TLS": "0",
+        "EMAIL_USE_SSL": "0",
+    }
+    crashed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    assert crashed.stdout.strip() == "8"  # all eight were inside DATA when it died
+
+    # A later email over a new connection arrives; none of the eight ever does.
+    with Transport(connections=1) as transport:
+        item = Item(key=1, sender="from@example.jp", recipient="after@example.jp")
+        item.data = b"To: after@example.jp\r\nSubject: x\r\n\r\nbody\r\n"
+        outcomes = transport.send([item], lambda ready: {i.key for i in ready})
+    assert outcomes[1].status == "sent"
+    assert smtp_sink.recipients() == {"after@example.jp": 1}
+
+
+def test_a_failed_commit_leaves_the_batch_to_be_sent_once_later(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    for number in range(12):
+        make_account(f"S{number}", email=f"m{number}@example.jp")
+    campaign = make_campaign()
+    _start(campaign)
+    claimed = sending.claim(campaign.pk, 12)
+    composer = content.Composer(campaign)
+    items = []
+    for delivery in claimed[:8]:
+        out = composer.outgoing(delivery, delivery.account, token=f"t{delivery.pk}")
+        items.append(Item(delivery.pk, out.sender, out.recipient, out.data))
+
+    def commit_fails(ready):
+        raise RuntimeError("the database went away")
+
+    with Transport(connections=8) as transport, pytest.raises(RuntimeError):
+        transport.send(items, commit_fails)
+
+    assert Delivery.objects.filter(status="sending").count() == 12
+    # The dead sender's lease runs out; the next sender sends everything once.
+    Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert _send_everything(campaign) == 12
+    assert smtp_sink.recipients() == {f"m{number}@example.jp": 1 for number in range(12)}
+
+
+def test_a_batch_sent_twice_by_a_repeated_task_goes_out_once(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    for number in range(30):
+        make_account(f"S{number}", email=f"m{number}@example.jp")
+    campaign = make_campaign()
+    _start(campaign)
+    claimed = sending.claim(campaign.pk, 30)
+
+    with Transport(connections=8) as transport:
+        first = sending.send_claimed(transport, campaign, claimed)
+        again = sending.send_claimed(transport, campaign, claimed)
+
+    assert (first, again) == (30, 0)
+    assert smtp_sink.recipients() == {f"m{number}@example.jp": 1 for number in range(30)}
+    assert Delivery.objects.filter(status="sent").count() == 30
+
+
+def test_two_senders_on_one_batch_send_it_once(make_campaign, make_account, smtp_sink: SmtpSink):
+    for number in range(20):
+        make_account(f"S{number}", email=f"m{number}@example.jp")
+    campaign = make_campaign()
+    _start(campaign)
+    slow = sending.claim(campaign.pk, 20)
+    Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
+    fast = sending.claim(campaign.pk, 20)
+
+    with Transport(connections=8) as one, Transport(connections=8) as other:
+        # Both hold the same emails inside DATA; only one commit can win each row.
+        assert sending.send_claimed(other, campaign, slow) == 0
+        assert sending.send_claimed(one, campaign, fast) == 20
+
+    assert smtp_sink.recipients() == {f"m{number}@example.jp": 1 for number in range(20)}
+
+
+def test_suppression_is_rechecked_in_the_commit_itself(
+    make_campaign, make_account, smtp_sink: SmtpSink, customer
+):
+    make_account("S1", email="a@example.jp")
+    make_account("S2", email="b@example.jp")
+    linked = make_account("S3", email="c@example.jp")
+    make_account("S4", email="d@example.jp")
+    campaign = make_campaign()
+    _start(campaign)
+    claimed = sending.claim(campaign.pk, 10)
+    # After the chunk's check, before the batch's commit: an unsubscribe and a link.
+    unsubscribe.unsubscribe(Delivery.objects.get(email_key="b@example.jp"))
+    claims.link(account=linked, customer=customer, proof="staff", request=None)
+
+    with Transport(connections=8) as transport:
+        assert sending.send_batch(transport, campaign, claimed) == 2
+
+    assert smtp_sink.recipients() == {"a@example.jp": 1, "d@example.jp": 1}
+    skipped = dict(Delivery.objects.filter(status="skipped").values_list("email_key", "error"))
+    assert skipped == {"b@example.jp": "suppressed", "c@example.jp": "linked before sending"}
+
+
+def test_with_pipelining_the_outcomes_are_the_same(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    smtp_sink.pipelining = True
+    for number in range(10):
+        make_account(f"S{number}", email=f"m{number}@example.jp")
+    smtp_sink.reply_for["m3@example.jp"] = "451 4.3.0 try again later"
+    smtp_sink.reply_for["m7@example.jp"] = "550 5.1.1 no such user"
+    campaign = make_campaign()
+    _start(campaign)
+
+    with Transport(connections=4) as transport:
+        assert transport.backends[0].connection is None
+        sent = sending.send_claimed(transport, campaign, sending.claim(campaign.pk, 10))
+        assert transport.backends[0].connection.has_extn("pipelining")
+
+    assert sent == 8
+    assert set(smtp_sink.recipients()) == {f"m{n}@example.jp" for n in range(10)} - {
+        "m3@example.jp",
+        "m7@example.jp",
+    }
+    statuses = dict(Delivery.objects.values_list("email_key", "status"))
+    assert (statuses["m3@example.jp"], statuses["m7@example.jp"]) == ("pending", "failed")

@@ -1,0 +1,96 @@
+"""Production settings, loaded fresh in a subprocess as a server would load them."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Set for the test process (tests/conftest.py) or by the caller; not part of production.
+NOT_PASSED_ON = {
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "OIDC_PRIVATE_KEY",
+    "OIDC_PRIVATE_KEY_FILE",
+    "DEBUG",
+    "SITE_URL",
+    "ALLOWED_HOSTS",
+}
+
+
+def _manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {name: value for name, value in os.environ.items() if name not in NOT_PASSED_ON}
+    clean["VAR_DIR"] = str(tmp_path)
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _oidc_key_file(tmp_path: Path) -> str:
+    """Production also needs the key that signs the OIDC provider's ID tokens."""
+    from accounts.oidc_keys import development_key
+
+    path = tmp_path / "oidc-key.pem"
+    development_key(path)
+    return str(path)
+
+
+def test_check_deploy_reports_nothing_with_production_settings(tmp_path):
+    result = _manage(
+        tmp_path,
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="0",
+        SITE_URL="https://id.example.jp",
+        ALLOWED_HOSTS="id.example.jp",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        OIDC_PRIVATE_KEY_FILE=_oidc_key_file(tmp_path),
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_settings_refuse_to_load_over_https_without_a_secret_key(tmp_path):
+    result = _manage(
+        tmp_path,
+        "check",
+        DEBUG="0",
+        SITE_URL="https://id.example.jp",
+        ALLOWED_HOSTS="id.example.jp",
+    )
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_a_secret_key_file_is_enough(tmp_path):
+    key_file = tmp_path / "secret_key"
+    key_file.write_text(secrets.token_urlsafe(50) + "\n")
+
+    result = _manage(
+        tmp_path,
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="0",
+        SITE_URL="https://id.example.jp",
+        ALLOWED_HOSTS="id.example.jp",
+        SECRET_KEY_FILE=str(key_file),
+        OIDC_PRIVATE_KEY_FILE=_oidc_key_file(tmp_path),
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr

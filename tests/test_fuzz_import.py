@@ -1,0 +1,127 @@
+"""The importer given broken and hostile files: random bytes, wrong encodings, huge
+fields, missing columns and ragged rows. It either refuses the whole file with an
+ImportFileError (nothing written) or imports the valid rows and reports every other
+line with a reason; it never fails another way, and importing again changes nothing."""
+
+import csv
+import io
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from linking.importer import COLUMNS, ImportFileError, import_legacy_accounts
+from linking.models import LegacyAccount, LegacyService
+
+FUZZ = settings(
+    max_examples=12,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+_codes = itertools.count()
+
+cells = st.text(st.characters(codec="utf-8"), max_size=40)
+huge_cells = st.sampled_from([0, 300, 5_000, 200_000]).map(lambda n: "長" * n)
+rows = st.lists(st.lists(cells | huge_cells, min_size=0, max_size=10), max_size=8)
+
+
+def _service() -> LegacyService:
+    return LegacyService.objects.create(code=f"fuzz-{next(_codes)}", name_ja="ファズ")
+
+
+def _import_and_check(tmp_path, data: bytes, encoding: str = "auto") -> None:
+    """Import data twice into a fresh service; what must hold either way."""
+    service = _service()
+    path = tmp_path / f"{service.code}.csv"
+    path.write_bytes(data)
+    try:
+        first = import_legacy_accounts(service=service, path=path, encoding=encoding)
+    except ImportFileError as refused:
+        assert str(refused)  # a reason the operator can read
+        assert not LegacyAccount.objects.filter(service=service).exists()
+        return
+    stored = LegacyAccount.objects.filter(service=service)
+    assert first.read == first.inserted + first.updated + first.unchanged + first.rejected
+    assert stored.count() == first.inserted
+    assert all(reject.reason for reject in first.rejects)
+    assert not stored.filter(owner__isnull=False).exists()
+    again = import_legacy_accounts(service=service, path=path, encoding=encoding)
+    assert (again.inserted, again.updated) == (0, 0)
+    assert again.unchanged == first.inserted
+    assert stored.count() == first.inserted
+
+
+def _csv(header: list[str], body: list[list[str]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(body)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+@FUZZ
+@given(data=st.binary(max_size=2_000))
+def test_random_bytes_are_refused_or_imported_cleanly(tmp_path, data):
+    _import_and_check(tmp_path, data)
+
+
+@pytest.mark.django_db
+@FUZZ
+@given(data=st.binary(max_size=1_000))
+def test_random_bytes_after_a_valid_header_are_refused_or_imported_cleanly(tmp_path, data):
+    _import_and_check(tmp_path, ",".join(COLUMNS).encode() + b"\r\n" + data)
+
+
+@pytest.mark.django_db
+@FUZZ
+@given(
+    body=rows,
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp932", "utf-16", "latin-1", "euc-jp"]),
+    declared=st.sampled_from(["auto", "utf-8", "cp932"]),
+)
+def test_rows_in_any_encoding_are_refused_or_imported_cleanly(tmp_path, body, encoding, declared):
+    text = _csv(list(COLUMNS), body)
+    _import_and_check(tmp_path, text.encode(encoding, errors="replace"), declared)
+
+
+@pytest.mark.django_db
+@FUZZ
+@given(
+    dropped=st.sets(st.sampled_from(COLUMNS), max_size=len(COLUMNS)),
+    extra=st.lists(cells, max_size=3),
+    body=rows,
+)
+def test_missing_or_extra_columns_are_refused_or_imported_cleanly(tmp_path, dropped, extra, body):
+    header = [column for column in COLUMNS if column not in dropped] + extra
+    _import_and_check(tmp_path, _csv(header, body).encode())
+
+
+def test_a_missing_column_refuses_the_file_and_names_it(db, tmp_path):
+    service = _service()
+    path = tmp_path / "no-email.csv"
+    path.write_text("external_id,phone,name,name_kana,birth_date,password_hash,points\nA1,,,,,,\n")
+
+    with pytest.raises(ImportFileError, match="email"):
+        import_legacy_accounts(service=service, path=path)
+    assert not LegacyAccount.objects.filter(service=service).exists()
+
+
+def test_a_huge_field_rejects_its_row_only(db, tmp_path):
+    service = _service()
+    path = tmp_path / "huge.csv"
+    body = [
+        ["A1", "a@example.jp", "", "名" * 100_000, "", "", "", "1"],
+        ["A2", "", "", "", "", "", "", ""],
+    ]
+    path.write_text(_csv(list(COLUMNS), body), encoding="utf-8")
+
+    result = import_legacy_accounts(service=service, path=path)
+
+    assert (result.inserted, result.rejected) == (1, 1)
+    assert result.rejects[0].line == 2 and result.rejects[0].reason
+    assert list(
+        LegacyAccount.objects.filter(service=service).values_list("external_id", flat=True)
+    ) == ["A2"]

@@ -1,0 +1,300 @@
+import csv
+import datetime
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from linking.importer import KEYS_VERSION, import_legacy_accounts
+from linking.models import LegacyAccount, LegacyService
+
+HEADER = "external_id,email,phone,name,name_kana,birth_date,password_hash,points"
+ROWS = [
+    "A0001,ＴＡＲＯ@Example.JP ,090-1234-5678,山田　太郎,ﾔﾏﾀﾞ ﾀﾛｳ,1985-04-01,,1200",
+    "A0002,hanako@example.jp,０３－１２３４－５６７８,佐藤 花子,サトウ ハナコ,1990/12/31,,0",
+    "A0003,,,髙橋 一郎,たかはし いちろう,,,",
+]
+
+
+@pytest.fixture
+def service(db) -> LegacyService:
+    return LegacyService.objects.create(code="store", name_ja="オンラインストア")
+
+
+def write_csv(tmp_path: Path, lines: list[str], encoding: str = "utf-8", name: str = "x.csv"):
+    path = tmp_path / name
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    return path
+
+
+def run_import(path: Path, *args: str, code: str = "store") -> str:
+    out = io.StringIO()
+    call_command("import_legacy_accounts", code, str(path), *args, stdout=out)
+    return out.getvalue()
+
+
+def read_report(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_it_imports_utf8_with_japanese_names_and_match_keys(service, tmp_path):
+    path = write_csv(tmp_path, [HEADER, *ROWS], encoding="utf-8-sig")
+
+    out = run_import(path)
+
+    assert "read 3, inserted 3, updated 0, unchanged 0, rejected 0" in out
+    taro = LegacyAccount.objects.get(service=service, external_id="A0001")
+    assert taro.name == "山田　太郎"
+    assert taro.name_kana == "ﾔﾏﾀﾞ ﾀﾛｳ"
+    assert taro.email_key == "taro@example.jp"
+    assert taro.phone_key == "+819012345678"
+    assert taro.name_key == "山田太郎"
+    assert taro.birth_date == datetime.date(1985, 4, 1)
+    assert taro.points == 1200
+    assert taro.owner is None
+    hanako = LegacyAccount.objects.get(external_id="A0002")
+    assert hanako.phone_key == "+81312345678"
+    assert hanako.birth_date == datetime.date(1990, 12, 31)
+    ichiro = LegacyAccount.objects.get(external_id="A0003")
+    assert (ichiro.email_key, ichiro.phone_key, ichiro.birth_date, ichiro.points) == (
+        "",
+        "",
+        None,
+        0,
+    )
+
+
+@pytest.mark.parametrize("args", [(), ("--encoding", "cp932")])
+def test_it_imports_cp932_files(service, tmp_path, args):
+    path = write_csv(tmp_path, [HEADER, *ROWS], encoding="cp932")
+
+    out = run_import(path, *args)
+
+    assert "inserted 3" in out
+    assert "cp932" in out
+    names = set(LegacyAccount.objects.values_list("name", flat=True))
+    assert names == {"山田　太郎", "佐藤 花子", "髙橋 一郎"}
+
+
+def test_it_imports_good_rows_of_a_cp932_file_and_reports_bad_ones_by_line(service, tmp_path):
+    lines = [
+        HEADER,
+        "B0001,ok@example.jp,09011112222,鈴木 一郎,スズキ イチロウ,1970-01-01,,10",  # line 2
+        ",nobody@example.jp,,名無し,ナナシ,,,",  # line 3: missing external_id
+        "B0003,,,田中 次郎,タナカ ジロウ,1970-02-30,,",  # line 4: bad birth date
+        "B0004,,,中村 三郎,ナカムラ サブロウ,,,たくさん",  # line 5: points not an integer
+        "B0001,dup@example.jp,,鈴木 一郎,スズキ イチロウ,,,",  # line 6: duplicate
+        "B0006,,,小林,コバヤシ,,,1,extra",  # line 7: wrong number of columns
+        "B" + "9" * 64 + ",,,長い,ナガイ,,,",  # line 8: over-long external_id
+        "B0008,,,加藤 四郎,カトウ シロウ,,,5",  # line 9
+    ]
+    path = write_csv(tmp_path, lines, encoding="cp932")
+    # Line 10: bytes that are not CP932 (0x81 0x7F is an invalid double-byte pair).
+    path.write_bytes(path.read_bytes() + b"B0009,,,\x81\x7f,,,,\r\n")
+    report = tmp_path / "report.csv"
+
+    out = run_import(path, "--report", str(report))
+
+    assert "read 9, inserted 2, updated 0, unchanged 0, rejected 7" in out
+    assert set(LegacyAccount.objects.values_list("external_id", flat=True)) == {"B0001", "B0008"}
+    assert LegacyAccount.objects.get(external_id="B0001").email == "ok@example.jp"
+    rejected = read_report(report)
+    assert [r["line"] for r in rejected] == ["3", "4", "5", "6", "7", "8", "10"]
+    reasons = {r["line"]: r["reason"] for r in rejected}
+    assert reasons["3"] == "missing external_id"
+    assert "birth_date" in reasons["4"]
+    assert "not an integer" in reasons["5"]
+    assert "duplicate external_id" in reasons["6"]
+    assert "wrong number of columns" in reasons["7"]
+    assert "external_id longer than 64" in reasons["8"]
+    assert "undecodable bytes in name" in reasons["10"]
+    assert {r["line"]: r["external_id"] for r in rejected}["6"] == "B0001"
+
+
+def test_a_report_is_written_beside_the_file_when_rows_are_rejected(service, tmp_path):
+    path = write_csv(tmp_path, [HEADER, ",,,,,,,"])
+
+    out = run_import(path)
+
+    report = tmp_path / "x.csv.rejected.csv"
+    assert f"report: {report}" in out
+    assert read_report(report) == [
+        {"line": "2", "external_id": "", "reason": "missing external_id"}
+    ]
+
+
+def test_importing_the_same_file_twice_changes_nothing(service, tmp_path):
+    path = write_csv(tmp_path, [HEADER, *ROWS], encoding="cp932")
+    run_import(path)
+    before = dict(LegacyAccount.objects.values_list("external_id", "updated_at"))
+
+    out = run_import(path)
+
+    assert "read 3, inserted 0, updated 0, unchanged 3, rejected 0" in out
+    assert dict(LegacyAccount.objects.values_list("external_id", "updated_at")) == before
+    assert LegacyAccount.objects.count() == 3
+
+
+def test_changed_rows_are_updated_and_others_left_alone(service, tmp_path):
+    run_import(write_csv(tmp_path, [HEADER, *ROWS], name="first.csv"))
+    before = dict(LegacyAccount.objects.values_list("external_id", "updated_at"))
+    changed = "A0002,hanako.new@example.jp,080-9999-0000,佐藤 花子,サトウ ハナコ,1990-12-31,,50"
+    added = "A0004,jiro@example.jp,,山本 次郎,ヤマモト ジロウ,,,"
+
+    out = run_import(write_csv(tmp_path, [HEADER, ROWS[0], changed, ROWS[2], added], name="2.csv"))
+
+    assert "read 4, inserted 1, updated 1, unchanged 2, rejected 0" in out
+    hanako = LegacyAccount.objects.get(external_id="A0002")
+    assert (hanako.email_key, hanako.phone_key, hanako.points) == (
+        "hanako.new@example.jp",
+        "+818099990000",
+        50,
+    )
+    assert hanako.updated_at > before["A0002"]
+    assert LegacyAccount.objects.get(external_id="A0001").updated_at == before["A0001"]
+
+
+def test_reimport_keeps_the_owner_of_a_linked_account(service, tmp_path, customer):
+    run_import(write_csv(tmp_path, [HEADER, *ROWS], name="first.csv"))
+    linked_at = timezone.now()
+    LegacyAccount.objects.filter(external_id="A0001").update(owner=customer, linked_at=linked_at)
+    changed = "A0001,taro@example.jp,090-1234-5678,山田 太郎,ヤマダ タロウ,1985-04-01,,9999"
+
+    out = run_import(write_csv(tmp_path, [HEADER, changed], name="second.csv"))
+
+    assert "updated 1" in out
+    taro = LegacyAccount.objects.get(external_id="A0001")
+    assert taro.points == 9999
+    assert (taro.owner, taro.linked_at) == (customer, linked_at)
+
+
+def test_a_missing_header_column_fails_and_imports_nothing(service, tmp_path):
+    header = "external_id,email,phone,name,birth_date,password_hash,points"
+    path = write_csv(tmp_path, [header, "A0001,a@example.jp,,山田,,,1"])
+
+    with pytest.raises(CommandError, match=r"lacks required column.*name_kana"):
+        run_import(path)
+
+    assert not LegacyAccount.objects.exists()
+
+
+def test_unknown_columns_land_in_attributes(service, tmp_path):
+    header = HEADER + ",rank,store_code"
+    path = write_csv(tmp_path, [header, ROWS[0] + ",ゴールド,S01", ROWS[1] + ",,S02"])
+
+    run_import(path)
+
+    assert LegacyAccount.objects.get(external_id="A0001").attributes == {
+        "rank": "ゴールド",
+        "store_code": "S01",
+    }
+    assert LegacyAccount.objects.get(external_id="A0002").attributes == {"store_code": "S02"}
+
+
+def test_a_quoted_field_spanning_lines_keeps_line_numbers_right(service, tmp_path):
+    lines = [HEADER, 'C0001,,,"山田\n太郎",,,,', ",,,,,,,"]
+    report = tmp_path / "report.csv"
+
+    run_import(write_csv(tmp_path, lines), "--report", str(report))
+
+    assert LegacyAccount.objects.get(external_id="C0001").name == "山田\n太郎"
+    assert [r["line"] for r in read_report(report)] == ["4"]
+
+
+def test_an_unknown_service_is_refused(service, tmp_path):
+    with pytest.raises(CommandError, match=r"no legacy service 'pos'.*store"):
+        run_import(write_csv(tmp_path, [HEADER, *ROWS]), code="pos")
+
+    assert not LegacyAccount.objects.exists()
+
+
+def test_worker_processes_give_the_same_result_as_one_process(service, tmp_path):
+    """Batches of two rows over two workers: line numbers (also after fields spanning
+    lines), rejects, duplicates across batches and the rows written are the same."""
+    lines = [
+        HEADER,
+        *ROWS,  # lines 2-4
+        'D0001,,,"鈴木\r\n一郎",,,,',  # lines 5-6
+        "A0002,dup@example.jp,,,,,,",  # line 7: duplicate of line 3
+        'D0002,,,"田中\r次郎\n三郎",,,,',  # lines 8-10 (a lone CR ends a line too)
+        "",  # line 11: blank, skipped
+        "D0003,,,,,1970-02-30,,",  # line 12: bad date
+        "D0004,,,,,,,",
+        "D0004,,,,,,,",  # line 14: duplicate within one batch
+        ",,,,,,,",  # line 15: missing external_id
+    ]
+    path = write_csv(tmp_path, lines)
+
+    serial = import_legacy_accounts(service=service, path=path, workers=0)
+    serial_rows = _stored(service)
+    LegacyAccount.objects.all().delete()
+    parallel = import_legacy_accounts(service=service, path=path, workers=2, batch_rows=2)
+
+    assert [(r.line, r.external_id, r.reason[:20]) for r in parallel.rejects] == [
+        (7, "A0002", "duplicate external_i"),
+        (12, "D0003", "bad birth_date '1970"),
+        (14, "D0004", "duplicate external_i"),
+        (15, "", "missing external_id"),
+    ]
+    assert parallel.rejects == serial.rejects
+    assert (parallel.read, parallel.inserted, parallel.rejected) == (10, 6, 4)
+    assert (serial.read, serial.inserted) == (parallel.read, parallel.inserted)
+    assert _stored(service) == serial_rows
+    assert serial_rows["D0002"]["name"] == "田中\r次郎\n三郎"
+
+    again = import_legacy_accounts(service=service, path=path, workers=2, batch_rows=2)
+
+    assert (again.inserted, again.updated, again.unchanged, again.rejected) == (0, 0, 6, 4)
+
+
+def _stored(service) -> dict[str, dict]:
+    fields = ["external_id", "email", "phone", "name", "name_kana", "birth_date", "points"]
+    fields += ["attributes", "email_key", "phone_key", "name_key", "row_hash"]
+    accounts = LegacyAccount.objects.filter(service=service).values(*fields)
+    return {account["external_id"]: account for account in accounts}
+
+
+def test_values_that_need_escaping_are_stored_as_read_with_a_stable_row_hash(service, tmp_path):
+    """Tabs, backslashes, quotes and line ends survive the trip to the database, and
+    the row hash is the documented one, so rows imported before keep matching."""
+    header = HEADER + ",note,rank"
+    name = "山田\t太郎\\＼"  # NFKC turns the full-width backslash into "\"
+    row = ["E0001", "a\\b@example.jp", "", name, "ヤマダ", "", "md5$x$y", "7"]
+    row += ['say "hi"\\\n\x01ok', "ゴールド"]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header.split(","), row])
+    path = tmp_path / "escape.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+
+    import_legacy_accounts(service=service, path=path)
+
+    account = LegacyAccount.objects.get(service=service, external_id="E0001")
+    attributes = {"note": row[8], "rank": "ゴールド"}
+    assert (account.name, account.email, account.attributes) == (
+        name,
+        "a\\b@example.jp",
+        attributes,
+    )
+    assert account.name_key == "山田太郎\\\\"
+    assert account.birth_date is None
+    attributes_json = json.dumps(attributes, ensure_ascii=False, sort_keys=True)
+    hashed = "\x1f".join([KEYS_VERSION, *row[:5], "None", row[6], "7", attributes_json])
+    assert account.row_hash == hashlib.blake2b(hashed.encode(), digest_size=32).hexdigest()
+
+
+def test_a_row_whose_stored_hash_is_not_ours_is_rewritten(service, tmp_path):
+    path = write_csv(tmp_path, [HEADER, *ROWS])
+    run_import(path)
+    LegacyAccount.objects.filter(external_id="A0001").update(row_hash="", points=1)
+    LegacyAccount.objects.filter(external_id="A0003").delete()
+
+    out = run_import(path)
+
+    assert "read 3, inserted 1, updated 1, unchanged 1, rejected 0" in out
+    assert LegacyAccount.objects.get(external_id="A0001").points == 1200
+    assert LegacyAccount.objects.filter(external_id="A0003").exists()

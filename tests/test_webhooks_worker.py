@@ -1,0 +1,62 @@
+"""Webhooks through the real path: a committed link queues a Celery message, a real
+worker process (tests/campaign_support.Worker, on the test's database and broker)
+posts to a real local receiver, and retries with backoff until it answers 2xx."""
+
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from config.celery import app as celery_app
+from linking import claims
+from linking.api import webhooks
+from linking.api.models import WebhookDelivery
+from tests.campaign_support import Worker, database_url_for_worker, wait_until
+
+pytest_plugins = ["tests.fixtures.api"]
+
+
+@pytest.fixture
+def webhook_worker(transactional_db, tmp_path) -> Iterator[Worker]:
+    celery_app.control.purge()
+    database = database_url_for_worker(tmp_path)
+    env = {
+        **os.environ,
+        "DATABASE_URL": next(database),
+        "WEBHOOK_RETRY_BASE_SECONDS": "1",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    log_dir = tmp_path / "worker-logs"
+    log_dir.mkdir()
+    running = Worker(env, log_dir)
+    yield running
+    running.stop()
+    celery_app.control.purge()
+    next(database, None)
+
+
+def test_a_worker_delivers_on_the_third_try_to_a_receiver_that_fails_twice(
+    webhook_worker, make_client, service, make_account, make_customer, receiver
+):
+    receiver.answers = [500, 502]
+    subscriber = make_client(services=[service], webhook_url=receiver.url)
+    hanako = make_customer("hanako@example.jp")
+    webhook_worker.start()
+
+    claims.link(account=make_account(service=service), customer=hanako, proof="code", request=None)
+
+    wait_until(
+        lambda: WebhookDelivery.objects.filter(status="delivered").exists(),
+        what="the delivery",
+    )
+    assert receiver.count() == 3, webhook_worker.log()[-3000:]
+    last = receiver.received[-1]
+    assert webhooks.verify(
+        subscriber.access.webhook_secret,
+        timestamp=last.headers["Unified-ID-Timestamp"],
+        body=last.body,
+        signature=last.headers["Unified-ID-Signature"],
+    )
+    assert json.loads(last.body)["data"]["unified_id"] == hanako.unified_id
+    assert WebhookDelivery.objects.get().attempts == 3
