@@ -123,6 +123,8 @@ class Worker:
     """`celery -A config worker` in its own process group, on the test's database,
     broker and SMTP sink."""
 
+    CONCURRENCY = 2  # pool processes, each a sender that a kill can catch mid-batch
+
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.env = env
         self.log_dir = log_dir
@@ -141,7 +143,7 @@ class Worker:
             "-l",
             "info",
             "-c",
-            "2",
+            str(self.CONCURRENCY),
             "-n",
             f"campaign-test-{os.getpid()}-{self.runs}@%h",
             "--without-gossip",
