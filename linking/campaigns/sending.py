@@ -16,7 +16,8 @@ Exactly once per delivery:
   UPDATE can turn a row from "sending" to "sent".
 What is left: a crash after a batch's commit and before all of its "."s are written
 loses the emails of that batch still waiting for their "." (at most
-CAMPAIGN_SMTP_CONNECTIONS emails; they are marked sent and never resent).
+CAMPAIGN_SMTP_CONNECTIONS emails per sender process; they are marked sent and
+never resent).
 """
 
 import hashlib
