@@ -147,6 +147,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool(
+    "DB_PREPARED_STATEMENTS", True
+):
+    # Django's own queries are bound client-side and never prepared; this lets the
+    # API's resolve query ask psycopg to prepare it (linking/api/selectors.py), and
+    # nothing else. Turn off behind a pooler that cannot keep prepared statements
+    # (PgBouncer in transaction mode before 1.21).
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: allauth's rate limits live here, so production points it at Redis to share
@@ -430,6 +438,7 @@ SOCIALACCOUNT_PROVIDERS = social_providers(
 # the OpenID Connect provider (allauth.idp.oidc) with its one client registry.
 API_AUTH_CACHE_SECONDS = env_int("API_AUTH_CACHE_SECONDS", 60)
 API_EVENTS_SETTLE_SECONDS = env_int("API_EVENTS_SETTLE_SECONDS", 2)
+API_AUDIT_FLUSH_SECONDS = float(env("API_AUDIT_FLUSH_SECONDS", "1"))
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)

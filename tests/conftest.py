@@ -5,6 +5,8 @@ from allauth.account.models import EmailAddress
 from django.core.cache import cache
 
 from accounts.models import Customer
+from linking.api import auth as api_auth
+from linking.api import ratelimit as api_ratelimit
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM in that
 # thread is still synchronous and safe.
@@ -29,10 +31,20 @@ def _mailbox_in_tmp(settings, tmp_path):
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
-    """allauth keeps its rate-limit counters in the cache; each test starts at zero."""
+    """allauth keeps its rate-limit counters in the cache, the API its rate-limit
+    blocks and known tokens in memory too; each test starts at zero."""
     cache.clear()
+    api_auth.forget()
+    api_ratelimit.limiter.reset()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _api_calls_written_at_once(settings):
+    """The API's audit rows go to the database in the request, inside the test's
+    transaction (tests/test_api_call_log.py covers the buffered writer)."""
+    settings.API_AUDIT_FLUSH_SECONDS = 0
 
 
 @pytest.fixture(autouse=True)

@@ -1,23 +1,44 @@
 """The API's reads. Each takes the services the calling client may see; an
 account at any other service is treated exactly like one that does not exist."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import psycopg
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
 from linking.models import LegacyAccount, LinkEvent
 
+# The API's hottest query, written out: building it with the ORM on every call cost
+# more CPU than running it. One row at most: (service, external_id) is unique.
+_RESOLVE_SQL = (
+    "SELECT c.unified_id, a.linked_at FROM linking_legacyaccount a"
+    " JOIN accounts_customer c ON c.id = a.owner_id"
+    " WHERE a.service_id = %s AND a.external_id = %s"
+)
 
-def resolve(*, service_id: int, external_id: str) -> tuple[str, object] | None:
+
+def resolve(*, service_id: int, external_id: str) -> tuple[str, datetime] | None:
     """(unified ID, linked_at) of the account's owner, or None."""
-    return (
-        LegacyAccount.objects.filter(
-            service_id=service_id, external_id=external_id, owner__isnull=False
-        )
-        .values_list("owner__unified_id", "linked_at")
-        .first()
-    )
+    if connection.vendor == "postgresql":
+        # psycopg's own cursor, bound on the server, with the statement prepared once
+        # per connection (DB_PREPARED_STATEMENTS): PostgreSQL then skips parsing and
+        # planning it, which was three quarters of its work per call.
+        connection.close_if_health_check_failed()
+        connection.ensure_connection()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            row = cursor.execute(_RESOLVE_SQL, (service_id, external_id), prepare=True).fetchone()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_RESOLVE_SQL, [service_id, external_id])
+            row = cursor.fetchone()
+    if row is None:
+        return None
+    unified_id, linked_at = row
+    if timezone.is_naive(linked_at):  # SQLite stores UTC without an offset
+        linked_at = linked_at.replace(tzinfo=UTC)
+    return unified_id, linked_at
 
 
 def resolve_many(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], str]:

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 
 from accounts import unified_id as unified_ids
 from linking import audit
-from linking.api import auth, ratelimit, selectors
+from linking.api import auth, call_log, ratelimit, selectors
 from linking.api.models import SCOPE_EVENTS, SCOPE_RESOLVE, SCOPE_REVERSE, ApiCall
 from linking.api.openapi import document
 
@@ -69,13 +69,15 @@ def api_endpoint(*, name: str, scope: str, method: str) -> Callable[[View], View
                 response["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{scope}"'
             else:
                 response = view(request, client, call, *args, **kwargs)
-            ApiCall.objects.create(
-                client_id=client.client_id,
-                endpoint=name,
-                status=response.status_code,
-                subject=call.subject[:100],
-                items=call.items,
-                ip=audit.client_ip(request),
+            call_log.calls.record(
+                ApiCall(
+                    client_id=client.client_id,
+                    endpoint=name,
+                    status=response.status_code,
+                    subject=call.subject[:100],
+                    items=call.items,
+                    ip=audit.client_ip(request),
+                )
             )
             return response
 

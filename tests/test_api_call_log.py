@@ -1,0 +1,63 @@
+"""The API's audit rows, buffered per process and written off the request path: by
+the writer thread, and at a normal exit."""
+
+import os
+import subprocess
+import sys
+
+from django.test import Client
+
+from linking.api.models import ApiCall
+from tests.api_support import bearer, fetch_token
+from tests.campaign_support import BASE_DIR, database_url_for_worker, wait_until
+
+pytest_plugins = ["tests.fixtures.api"]
+
+
+def test_the_writer_thread_writes_every_buffered_call(
+    transactional_db, make_client, service, settings
+):
+    settings.API_AUDIT_FLUSH_SECONDS = 0.05
+    registered = make_client(services=[service])
+    token = fetch_token(registered)
+    for external_id in ("S1", "S2", "S3"):
+        response = Client().get(
+            "/api/v1/resolve",
+            {"service": service.code, "external_id": external_id},
+            **bearer(token),
+        )
+        assert response.status_code == 404
+
+    wait_until(lambda: ApiCall.objects.count() == 3, what="the writer thread")
+    assert sorted(ApiCall.objects.values_list("subject", flat=True)) == [
+        f"{service.code}:S1",
+        f"{service.code}:S2",
+        f"{service.code}:S3",
+    ]
+
+
+def test_a_process_exiting_normally_writes_what_it_buffered(transactional_db, tmp_path):
+    database = database_url_for_worker(tmp_path)
+    script = """
+import django
+django.setup()
+from linking.api.call_log import calls
+from linking.api.models import ApiCall
+for n in range(5):
+    calls.record(ApiCall(client_id="c", endpoint="resolve", status=200, subject=f"s:{n}"))
+assert calls.pending() == 5
+"""
+    env = {
+        **os.environ,
+        "DATABASE_URL": next(database),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        # The writer thread would wait an hour: only the exit can write the rows.
+        "API_AUDIT_FLUSH_SECONDS": "3600",
+    }
+    try:
+        subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=env, check=True)
+        assert sorted(ApiCall.objects.values_list("subject", flat=True)) == [
+            f"s:{n}" for n in range(5)
+        ]
+    finally:
+        next(database, None)
