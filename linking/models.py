@@ -92,8 +92,13 @@ class LegacyService(models.Model):
 class LegacyAccount(models.Model):
     """A customer record at one legacy service, identified there by external_id."""
 
+    # No index of its own: the unique (service, external_id) index starts with it.
     service = models.ForeignKey(
-        LegacyService, on_delete=models.PROTECT, related_name="accounts", verbose_name=_("service")
+        LegacyService,
+        on_delete=models.PROTECT,
+        related_name="accounts",
+        verbose_name=_("service"),
+        db_index=False,
     )
     external_id = models.CharField(_("member number"), max_length=64)
     email = models.CharField(_("email"), max_length=254, blank=True)
@@ -117,6 +122,7 @@ class LegacyAccount(models.Model):
         blank=True,
         related_name="legacy_accounts",
         verbose_name=_("owner"),
+        db_index=False,  # legacy_owner below: linked accounts only
     )
     linked_at = models.DateTimeField(_("linked at"), null=True, blank=True)
 
@@ -147,6 +153,8 @@ class LegacyAccount(models.Model):
                 name="legacy_name_birth",
                 condition=~Q(name_key=""),
             ),
+            # Most accounts are not linked: an import then writes nothing to this one.
+            models.Index(fields=["owner"], name="legacy_owner", condition=Q(owner__isnull=False)),
             # The dashboard counts accounts imported since its last daily snapshot.
             models.Index(fields=["imported_at"], name="legacy_imported_at"),
         ]
