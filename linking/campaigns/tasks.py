@@ -5,12 +5,14 @@ run twice."""
 import time
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from linking.campaigns import control, planning, sending
 from linking.campaigns.models import Campaign
 from linking.campaigns.transport import Transport
 
 MAX_TRANSPORT_RETRIES = 10
+MAX_DATABASE_RETRIES = 10
 RUN_SECONDS = 5
 
 
@@ -38,6 +40,15 @@ def send(self, campaign_id: int) -> int:
                 countdown = min(600, 5 * 2**self.request.retries)
                 raise self.retry(
                     exc=exc, countdown=countdown, max_retries=MAX_TRANSPORT_RETRIES
+                ) from exc
+            except (OperationalError, InterfaceError) as exc:
+                # The database went away (a restart, a failover): this sender comes
+                # back 2 s, 4 s ... 1 min later instead of waiting for beat to notice
+                # that every sender stopped (CAMPAIGN_LEASE_SECONDS). Deliveries it had
+                # claimed wait for their lease; nothing was sent without its commit.
+                countdown = min(60, 2 * 2**self.request.retries)
+                raise self.retry(
+                    exc=exc, countdown=countdown, max_retries=MAX_DATABASE_RETRIES
                 ) from exc
             sent += run.sent
             if not run.again or run.wait_seconds or time.monotonic() > deadline:
