@@ -10,7 +10,6 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from linking import audit
-from linking.api import webhooks
 from linking.models import ActorKind, AuditEvent, LegacyAccount, LinkEvent
 
 
@@ -113,9 +112,9 @@ def _record(
     campaign_id: int | None,
     reason: str,
 ) -> None:
-    """The history row, the audit entry and the webhook outbox rows of one change,
-    in the transaction that made it."""
-    event = LinkEvent.objects.create(
+    """The history row and the audit entry of one change, in the transaction that
+    made it."""
+    LinkEvent.objects.create(
         account=account,
         customer=customer,
         customer_unified_id=customer.unified_id,
@@ -140,4 +139,4 @@ def _record(
         reason=reason,
         data={"campaign_id": campaign_id} if campaign_id else None,
     )
-    webhooks.link_changed(event)
+    # Saving the event also writes the webhook outbox rows (linking.api.webhooks).

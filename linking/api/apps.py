@@ -6,3 +6,6 @@ class ApiConfig(AppConfig):
     name = "linking.api"
     label = "api"
     verbose_name = _("Group services")
+
+    def ready(self) -> None:
+        from linking.api import webhooks  # noqa: F401  (signal receiver: the outbox)

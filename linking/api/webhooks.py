@@ -36,6 +36,8 @@ import requests
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from linking.api.models import ServiceClient, WebhookAttempt, WebhookDelivery
@@ -81,8 +83,16 @@ def verify(
 # Emitting (inside the transaction of the change) -------------------------------------
 
 
+@receiver(post_save, sender=LinkEvent)
+def _link_event_created(sender, instance: LinkEvent, created: bool, **kwargs) -> None:
+    """linking.claims writes exactly one LinkEvent per link and unlink, in the
+    transaction of the change: the outbox rows join that transaction."""
+    if created:
+        link_changed(instance)
+
+
 def link_changed(event: LinkEvent) -> list[WebhookDelivery]:
-    """Called by linking.claims for every link and unlink."""
+    """The deliveries of one link or unlink, one per subscribed client."""
     account = event.account
     subscribers = ServiceClient.objects.filter(services=account.service_id).exclude(webhook_url="")
     data = {
