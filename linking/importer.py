@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from linking.models import LegacyAccount, LegacyService
 from linking.normalize import normalize_email, normalize_name, normalize_phone
+from linking.spreadsheet import safe_cell
 
 COLUMNS = (
     "external_id",
@@ -174,10 +175,15 @@ def valid_records(
 
 
 def write_report(path: Path, rejects: list[Reject]) -> None:
+    """The rejected rows as CSV. Their values come from the imported file, so a cell
+    a spreadsheet would run as a formula is written as text."""
     with path.open("w", encoding="utf-8", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["line", "external_id", "reason"])
-        writer.writerows((r.line, r.external_id, r.reason) for r in sorted(rejects, key=_line))
+        writer.writerows(
+            (r.line, safe_cell(r.external_id), safe_cell(r.reason))
+            for r in sorted(rejects, key=_line)
+        )
 
 
 def _line(reject: Reject) -> int:

@@ -128,6 +128,16 @@ def test_a_report_is_written_beside_the_file_when_rows_are_rejected(service, tmp
     ]
 
 
+def test_the_report_writes_formula_like_values_as_text(service, tmp_path):
+    # Staff open the report in a spreadsheet; the values come from the imported file.
+    path = write_csv(tmp_path, [HEADER, '=HYPERLINK("http://x"),,,,,1985-13-45,,'])
+
+    run_import(path)
+
+    (row,) = read_report(tmp_path / "x.csv.rejected.csv")
+    assert row["external_id"] == '\'=HYPERLINK("http://x")'
+
+
 def test_importing_the_same_file_twice_changes_nothing(service, tmp_path):
     path = write_csv(tmp_path, [HEADER, *ROWS], encoding="cp932")
     run_import(path)

@@ -12,9 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from linking import spreadsheet
 from linking.campaigns.models import Campaign, Delivery
 from linking.models import LegacyAccount, LinkEvent, StatsDay
-from linking.staff import export, stats
+from linking.staff import stats
 from tests.fixtures.staff import verified_login
 
 pytest_plugins = ["tests.fixtures.campaigns"]
@@ -213,12 +214,12 @@ def test_csv_export_has_the_same_numbers_and_escapes_formulas(client, dataset, m
 
 @pytest.mark.parametrize("value", ["=1+2", "+1", "-1", "@x", "\tx", "\rx"])
 def test_cells_a_spreadsheet_would_run_get_an_apostrophe(value):
-    assert export.safe_cell(value) == "'" + value
+    assert spreadsheet.safe_cell(value) == "'" + value
 
 
 def test_plain_cells_stay(value="山田", number=-3):
-    assert export.safe_cell(value) == value
-    assert export.safe_cell(number) == number
+    assert spreadsheet.safe_cell(value) == value
+    assert spreadsheet.safe_cell(number) == number
 
 
 @pytest.mark.parametrize(

@@ -6,17 +6,8 @@ from io import StringIO
 from django.utils.translation import gettext as _
 
 from linking.models import Proof
+from linking.spreadsheet import safe_cell
 from linking.staff.stats import Dashboard
-
-# A spreadsheet runs a cell that starts with one of these as a formula.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: object) -> object:
-    """Text that a spreadsheet would read as a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def _rate(value: float | None) -> str:
