@@ -48,6 +48,7 @@ def test_a_campaign_reaches_a_few_hundred_addresses_exactly_once(
     assert smtp_sink.recipients() == dict.fromkeys(emails, 1)
     assert len(smtp_sink.message_ids()) == 300
     assert Delivery.objects.filter(campaign=campaign, status="sent").count() == 300
+    assert not Delivery.objects.filter(confirmed_at__isnull=True).exists()
 
 
 def test_a_worker_killed_mid_campaign_and_restarted_never_sends_twice(
@@ -86,6 +87,8 @@ def _lost_batches(missing: list[str]) -> int:
     lost = Delivery.objects.filter(email__in=missing)
     assert sorted(lost.values_list("email", flat=True)) == missing
     assert set(lost.values_list("status", flat=True)) <= {"sent"}
+    # ... and none silently: every one lacks the server's confirmation.
+    assert not lost.filter(confirmed_at__isnull=False).exists()
     size = settings.CAMPAIGN_SMTP_CONNECTIONS
     claims = set(lost.values_list("claim", flat=True))
     for claim in claims:

@@ -249,6 +249,7 @@ _COUNT_LABELS = {
     "pending": gettext_lazy("waiting"),
     "sending": gettext_lazy("sending"),
     "sent": gettext_lazy("sent"),
+    "unconfirmed": gettext_lazy("sent, not confirmed by the mail server"),
     "failed": gettext_lazy("failed"),
     "skipped": gettext_lazy("skipped (suppressed or already linked)"),
     "cancelled": gettext_lazy("cancelled"),
@@ -296,7 +297,16 @@ def _sample_link(kind: str = "link") -> str:
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ("campaign", "step", "account", "status", "sent_at", "clicked_at", "linked_at")
+    list_display = (
+        "campaign",
+        "step",
+        "account",
+        "status",
+        "sent_at",
+        "confirmed_at",
+        "clicked_at",
+        "linked_at",
+    )
     list_filter = ("status", "step", "campaign")
     list_select_related = ("campaign", "account__service")
     search_fields = ("=email_key", "=account__external_id")

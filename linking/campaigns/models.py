@@ -171,6 +171,9 @@ class Delivery(models.Model):
     claim = models.CharField(max_length=32, blank=True)
     error = models.TextField(_("error"), blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    # When the mail server answered the final "." with 250. A sent delivery without
+    # it lost its sender between the commit and that answer: it may not have arrived.
+    confirmed_at = models.DateTimeField(_("confirmed by the mail server at"), null=True, blank=True)
 
     # The personal link: only the SHA-256 of its random token is kept.
     token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)

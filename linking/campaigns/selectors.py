@@ -14,12 +14,15 @@ S = Delivery.Status
 def progress(campaign: Campaign) -> dict[str, int]:
     """Counts for staff: planned, by status, and the funnel. "linked_otherwise" is
     accounts the campaign reached that were linked some other way within the
-    attribution window; "linked" counts only links through the campaign's link."""
+    attribution window; "linked" counts only links through the campaign's link;
+    "unconfirmed" is sent without the mail server's answer (in flight, or its sender
+    died between the commit and that answer: it may not have arrived)."""
     counts = Delivery.objects.filter(campaign=campaign).aggregate(
         planned=Count("pk"),
         pending=Count("pk", filter=Q(status=S.PENDING)),
         sending=Count("pk", filter=Q(status=S.SENDING)),
         sent=Count("pk", filter=Q(status=S.SENT)),
+        unconfirmed=Count("pk", filter=Q(status=S.SENT, confirmed_at__isnull=True)),
         failed=Count("pk", filter=Q(status=S.FAILED)),
         skipped=Count("pk", filter=Q(status=S.SKIPPED)),
         cancelled=Count("pk", filter=Q(status=S.CANCELLED)),

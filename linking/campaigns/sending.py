@@ -17,7 +17,9 @@ Exactly once per delivery:
 What is left: a crash after a batch's commit and before all of its "."s are written
 loses the emails of that batch still waiting for their "." (at most
 CAMPAIGN_SMTP_CONNECTIONS emails per sender process; they are marked sent and
-never resent).
+never resent). They are not lost silently: a delivery is confirmed (confirmed_at)
+once the server answered its "." with 250, so staff see those sent but never
+confirmed.
 """
 
 import hashlib
@@ -187,11 +189,12 @@ def send_batch(
         return _commit(campaign, [by_pk[item.key] for item in ready], tokens, sent_at)
 
     outcomes = transport.send(items, commit)
-    sent, abandoned = 0, []
+    sent, abandoned, confirmed = 0, [], []
     for delivery in batch:
         outcome = outcomes[delivery.pk]
         if outcome.status == "sent":
             sent += 1
+            confirmed.append(delivery.pk)
         elif outcome.status == "abandoned":
             abandoned.append(delivery)
         elif outcome.status == "temporary":
@@ -211,6 +214,10 @@ def send_batch(
                 )
         else:  # "unknown": the server may or may not have it; it stays sent
             _note(delivery, outcome.error)
+    if confirmed:
+        Delivery.objects.filter(pk__in=confirmed, status=Delivery.Status.SENT).update(
+            confirmed_at=timezone.now()
+        )
     if abandoned:
         # Not committed: suppressed or linked meanwhile (skipped now), or claimed by
         # another sender (left alone: _mine no longer matches).
