@@ -307,7 +307,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "clicked_at",
         "linked_at",
     )
-    list_filter = ("status", "step", "campaign")
+    list_filter = ("status", "step", "campaign", ("confirmed_at", admin.EmptyFieldListFilter))
     list_select_related = ("campaign", "account__service")
     search_fields = ("=email_key", "=account__external_id")
     show_full_result_count = False
