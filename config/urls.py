@@ -7,6 +7,8 @@ from accounts.stepup import step_up_required
 from config import views
 
 urlpatterns = [
+    # First: the group services' API is the busiest path, and URLs resolve in order.
+    path("api/v1/", include("linking.api.urls")),
     path("", account_views.home, name="home"),
     path("me/", account_views.me, name="me"),
     path("me/agreement/", account_views.agreement, name="consent"),
@@ -42,7 +44,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("mailbox/", views.mailbox_index, name="mailbox"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("linking.api.urls")),
     # The OpenID Connect provider: /.well-known/openid-configuration, /identity/o/...
     path("", include("allauth.idp.urls")),
 ]
