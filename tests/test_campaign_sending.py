@@ -13,10 +13,18 @@ import pytest
 from django.utils import timezone
 
 from linking import claims
-from linking.campaigns import content, control, planning, rate_limit, sending, unsubscribe
+from linking.campaigns import (
+    content,
+    control,
+    planning,
+    rate_limit,
+    selectors,
+    sending,
+    unsubscribe,
+)
 from linking.campaigns.models import Campaign, Delivery, Suppression
 from linking.campaigns.transport import Item, Transport
-from tests.campaign_support import SmtpSink
+from tests.campaign_support import SmtpSink, database_url_for_worker
 
 pytest_plugins = ["tests.fixtures.campaigns"]
 
@@ -401,6 +409,58 @@ def test_a_crash_between_data_and_the_commit_sends_nothing(smtp_sink: SmtpSink):
         outcomes = transport.send([item], lambda ready: {i.key for i in ready})
     assert outcomes[1].status == "sent"
     assert smtp_sink.recipients() == {"after@example.jp": 1}
+
+
+def test_a_sender_killed_after_its_commit_leaves_the_batch_unconfirmed(
+    transactional_db, make_campaign, make_account, smtp_sink: SmtpSink, tmp_path
+):
+    # The one window SMTP leaves: a real process commits a batch of eight as sent
+    # and dies (SIGKILL) before writing any final ".". The server discards all eight,
+    # and staff see all eight as sent but not confirmed: lost, never silently.
+    for number in range(8):
+        make_account(f"S{number}", email=f"m{number}@example.jp")
+    campaign = make_campaign()
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending", started_at=timezone.now())
+    planning.plan_step(campaign=campaign, number=0)
+    script = (
+        "import os, signal, django\n"
+        "django.setup()\n"
+        "from django.utils import timezone\n"
+        "from linking.campaigns import content, sending\n"
+        "from linking.campaigns.models import Campaign\n"
+        "from linking.campaigns.transport import Item, Transport\n"
+        f"campaign = Campaign.objects.get(pk={campaign.pk})\n"
+        "claimed = sending.claim(campaign.pk, 8)\n"
+        "tokens = {d.pk: f't{d.pk}' for d in claimed}\n"
+        "composer = content.Composer(campaign)\n"
+        "outs = [composer.outgoing(d, d.account, token=tokens[d.pk]) for d in claimed]\n"
+        "items = [Item(d.pk, o.sender, o.recipient, o.data) for d, o in zip(claimed, outs)]\n"
+        "def commit_then_die(ready):\n"
+        "    sending._commit(campaign, claimed, tokens, timezone.now())\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "Transport(connections=8).send(items, commit_then_die)\n"
+    )
+    database = database_url_for_worker(tmp_path)
+    env = {
+        **os.environ,
+        "DATABASE_URL": next(database),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_sink.port),
+        "EMAIL_USE_TLS": "0",
+        "EMAIL_USE_SSL": "0",
+    }
+    try:
+        crashed = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+        assert Delivery.objects.filter(status="sent", confirmed_at__isnull=True).count() == 8
+        assert selectors.progress(campaign)["unconfirmed"] == 8
+        assert _send_everything(campaign) == 0  # never sent again
+    finally:
+        next(database, None)
+    assert smtp_sink.recipients() == {}
 
 
 def test_a_failed_commit_leaves_the_batch_to_be_sent_once_later(
