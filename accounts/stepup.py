@@ -5,19 +5,27 @@ password, and changing the second factor:
 
 1. a recent re-authentication: a password customer types their password again
    (allauth's re-authentication, which also replays a suspended POST); a customer
-   without a password signs in again at one of their own IdPs (accounts.reauth);
+   without a password signs in again at one of their own IdPs (accounts.reauth).
+   With sign_in_counts (the linking pages), a password sign-in within
+   ACCOUNT_REAUTHENTICATION_TIMEOUT counts as that re-authentication, as a sign-in
+   at their own IdP already does for customers without a password: whoever signs in
+   and links at once types the password once. Unlinking and every change to the
+   account itself (email, password, second factor, export, deletion) always ask;
 2. then, for a customer with a second factor, a second-factor verification within
    the same ACCOUNT_REAUTHENTICATION_TIMEOUT (accounts.mfa.flows.is_fresh); the
    request is suspended the way allauth does it and resumed after the code.
 """
 
+import time
 from functools import wraps
 
 from allauth.account.decorators import reauthentication_required
+from allauth.account.internal.flows.login import get_authentication_records
 from allauth.account.internal.flows.reauthentication import (
     is_reauthentication_required,
     suspend_request,
 )
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from django.shortcuts import redirect
@@ -27,9 +35,10 @@ from accounts.mfa import flows
 from accounts.reauth import needs_idp_reauthentication, reauthentication_url
 
 
-def step_up_required(view=None, *, allow_get: bool = False):
+def step_up_required(view=None, *, allow_get: bool = False, sign_in_counts: bool = False):
     """With allow_get, a GET shows the page as it is and only what changes something
-    (POST) asks for step-up; the POST is replayed once it is done."""
+    (POST) asks for step-up; the POST is replayed once it is done. With
+    sign_in_counts, a recent password sign-in is re-authentication enough."""
 
     def decorator(view):
         @wraps(view)
@@ -41,7 +50,12 @@ def step_up_required(view=None, *, allow_get: bool = False):
                     return suspend_request(request, reverse("mfa_verify"))
             return view(request, *args, **kwargs)
 
-        return login_required(reauthentication_required(second_factor, allow_get=allow_get))
+        def asks_for_password(request: HttpRequest) -> bool:
+            return not (sign_in_counts and signed_in_with_password_recently(request))
+
+        return login_required(
+            reauthentication_required(second_factor, allow_get=allow_get, enabled=asks_for_password)
+        )
 
     return decorator(view) if view is not None else decorator
 
@@ -53,4 +67,12 @@ def is_stepped_up(request: HttpRequest) -> bool:
         and not is_reauthentication_required(request, app="")
         and not needs_idp_reauthentication(request)
         and (not flows.is_enrolled(request.user) or flows.is_fresh(request))
+    )
+
+
+def signed_in_with_password_recently(request: HttpRequest) -> bool:
+    cutoff = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+    return any(
+        record.get("method") == "password" and record.get("at", 0) >= cutoff
+        for record in get_authentication_records(request, request.user)
     )

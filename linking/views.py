@@ -27,7 +27,7 @@ def center(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@step_up_required(allow_get=True)
+@step_up_required(allow_get=True, sign_in_counts=True)
 @consent.agreement_required
 def service(request: HttpRequest, code: str) -> HttpResponse:
     """Start linking an account of one service: by legacy password, or by member
@@ -87,7 +87,7 @@ def service(request: HttpRequest, code: str) -> HttpResponse:
 
 
 @login_required
-@step_up_required(allow_get=True)
+@step_up_required(allow_get=True, sign_in_counts=True)
 @consent.agreement_required
 def suggested(request: HttpRequest, pk: int) -> HttpResponse:
     """A suggested account ("this may be yours"): link it by verified email where
@@ -108,7 +108,7 @@ def suggested(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-@step_up_required(allow_get=True)
+@step_up_required(allow_get=True, sign_in_counts=True)
 @consent.agreement_required
 def code(request: HttpRequest, pk: int) -> HttpResponse:
     """Send a one-time code to the record's contact, then check it."""
@@ -163,7 +163,7 @@ def code(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-@step_up_required
+@step_up_required(sign_in_counts=True)
 @consent.agreement_required
 def oidc_start(request: HttpRequest, code: str) -> HttpResponse:
     service = get_object_or_404(LegacyService, code=code)

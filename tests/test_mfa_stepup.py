@@ -1,7 +1,8 @@
 """Step-up before what matters: linking, unlinking, changing the email address or
 the password, and changing the second factor. First a recent re-authentication
-(password, or a sign-in at the customer's own IdP), then, for a customer with a
-second factor, a fresh code. A suspended POST goes through once both are done."""
+(password, or a sign-in at the customer's own IdP; for linking, a password sign-in
+within the timeout counts), then, for a customer with a second factor, a fresh
+code. A suspended POST goes through once both are done."""
 
 from urllib.parse import urlsplit
 
@@ -76,6 +77,7 @@ def test_linking_by_password_asks_for_password_then_code_then_links(
 
 def test_a_customer_without_second_factor_only_reauthenticates(client, customer, service, legacy):
     sign_in_with_password(client, customer)
+    _age_authentication(client)
     url = f"/link/service/{service.code}/"
     response = client.post(url, {"pw-external_id": "S0001234", "pw-password": LEGACY_SECRET})
     assert urlsplit(response["Location"]).path == "/accounts/reauthenticate/"
@@ -83,6 +85,22 @@ def test_a_customer_without_second_factor_only_reauthenticates(client, customer,
     assert response["Location"] == "/link/"
     legacy.refresh_from_db()
     assert legacy.owner == customer
+
+
+def test_a_password_sign_in_a_moment_ago_counts_for_linking_not_for_unlinking(
+    client, customer, service, legacy, make_account
+):
+    sign_in_with_password(client, customer)
+    url = f"/link/service/{service.code}/"
+    response = client.post(url, {"pw-external_id": "S0001234", "pw-password": LEGACY_SECRET})
+    assert response["Location"] == "/link/"  # no second password entry
+    legacy.refresh_from_db()
+    assert legacy.owner == customer
+
+    other = make_account("S0002222")
+    claims.link(account=other, customer=customer, proof="staff", request=None)
+    response = client.get(f"/link/account/{other.pk}/unlink/")
+    assert urlsplit(response["Location"]).path == "/accounts/reauthenticate/"
 
 
 def test_sending_an_ownership_code_needs_step_up(signed_in, mfa_customer, service, make_account):

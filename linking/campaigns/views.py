@@ -33,7 +33,7 @@ def landing(request: HttpRequest, token: str) -> HttpResponse:
 
 
 @login_required
-@step_up_required(allow_get=True)
+@step_up_required(allow_get=True, sign_in_counts=True)
 @consent.agreement_required
 def confirm(request: HttpRequest) -> HttpResponse:
     delivery = links.pending(request)
