@@ -7,6 +7,7 @@ disconnecting a sign-in method.
 """
 
 import time
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from allauth.account.internal.flows.login import get_authentication_records
@@ -23,14 +24,25 @@ def needs_idp_reauthentication(request: HttpRequest) -> bool:
     return not _signed_in_at_own_idp_recently(request)
 
 
-def _signed_in_at_own_idp_recently(request: HttpRequest) -> bool:
-    own = set(SocialAccount.objects.filter(user=request.user).values_list("provider", "uid"))
+def authenticated_recently(request: HttpRequest, matches: Callable[[dict], bool]) -> bool:
+    """Has this session an authentication record (allauth's: a sign-in, a
+    re-authentication, a second factor) that matches, within
+    ACCOUNT_REAUTHENTICATION_TIMEOUT?"""
     cutoff = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
     return any(
-        record.get("method") == "socialaccount"
-        and (record.get("provider"), record.get("uid")) in own
-        and record.get("at", 0) >= cutoff
+        record.get("at", 0) >= cutoff and matches(record)
         for record in get_authentication_records(request, request.user)
+    )
+
+
+def _signed_in_at_own_idp_recently(request: HttpRequest) -> bool:
+    own = set(SocialAccount.objects.filter(user=request.user).values_list("provider", "uid"))
+    return authenticated_recently(
+        request,
+        lambda record: (
+            record.get("method") == "socialaccount"
+            and (record.get("provider"), record.get("uid")) in own
+        ),
     )
 
 

@@ -16,23 +16,24 @@ password, and changing the second factor:
    request is suspended the way allauth does it and resumed after the code.
 """
 
-import time
 from functools import wraps
 
 from allauth.account.decorators import reauthentication_required
-from allauth.account.internal.flows.login import get_authentication_records
 from allauth.account.internal.flows.reauthentication import (
     is_reauthentication_required,
     suspend_request,
 )
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from accounts.mfa import flows
-from accounts.reauth import needs_idp_reauthentication, reauthentication_url
+from accounts.reauth import (
+    authenticated_recently,
+    needs_idp_reauthentication,
+    reauthentication_url,
+)
 
 
 def step_up_required(view=None, *, allow_get: bool = False, sign_in_counts: bool = False):
@@ -51,7 +52,12 @@ def step_up_required(view=None, *, allow_get: bool = False, sign_in_counts: bool
             return view(request, *args, **kwargs)
 
         def asks_for_password(request: HttpRequest) -> bool:
-            return not (sign_in_counts and signed_in_with_password_recently(request))
+            return not (
+                sign_in_counts
+                and authenticated_recently(
+                    request, lambda record: record.get("method") == "password"
+                )
+            )
 
         return login_required(
             reauthentication_required(second_factor, allow_get=allow_get, enabled=asks_for_password)
@@ -67,12 +73,4 @@ def is_stepped_up(request: HttpRequest) -> bool:
         and not is_reauthentication_required(request, app="")
         and not needs_idp_reauthentication(request)
         and (not flows.is_enrolled(request.user) or flows.is_fresh(request))
-    )
-
-
-def signed_in_with_password_recently(request: HttpRequest) -> bool:
-    cutoff = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
-    return any(
-        record.get("method") == "password" and record.get("at", 0) >= cutoff
-        for record in get_authentication_records(request, request.user)
     )

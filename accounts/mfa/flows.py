@@ -8,12 +8,10 @@ neither codes nor backup codes can be guessed. Passkeys cannot be guessed and st
 usable. Every outcome is an audit event.
 """
 
-import time
 from dataclasses import dataclass
 
-from allauth.account.internal.flows.login import get_authentication_records, record_authentication
+from allauth.account.internal.flows.login import record_authentication
 from allauth.usersessions.models import UserSession
-from django.conf import settings
 from django.http import HttpRequest
 from django_otp import devices_for_user
 from django_otp import login as otp_login
@@ -21,6 +19,7 @@ from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.mfa import backup_codes, totp
+from accounts.reauth import authenticated_recently
 from linking import audit, throttle
 from linking.models import ActorKind
 
@@ -130,8 +129,4 @@ def is_fresh(request: HttpRequest) -> bool:
     timeout? Step-up (accounts.stepup) asks again when not."""
     if not request.user.is_verified():
         return False
-    cutoff = time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
-    return any(
-        record.get("method") == "mfa" and record.get("at", 0) >= cutoff
-        for record in get_authentication_records(request, request.user)
-    )
+    return authenticated_recently(request, lambda record: record.get("method") == "mfa")
