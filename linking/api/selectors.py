@@ -33,12 +33,9 @@ def resolve(*, service_id: int, external_id: str) -> tuple[str, datetime] | None
         with connection.cursor() as cursor:
             cursor.execute(_RESOLVE_SQL, [service_id, external_id])
             row = cursor.fetchone()
-    if row is None:
-        return None
-    unified_id, linked_at = row
-    if timezone.is_naive(linked_at):  # SQLite stores UTC without an offset
-        linked_at = linked_at.replace(tzinfo=UTC)
-    return unified_id, linked_at
+        if row is not None:  # SQLite gives UTC without an offset
+            row = (row[0], row[1].replace(tzinfo=UTC))
+    return row
 
 
 def resolve_many(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
