@@ -7,6 +7,7 @@ import sys
 
 from django.test import Client
 
+from linking.api.call_log import calls
 from linking.api.models import ApiCall
 from tests.api_support import bearer, fetch_token
 from tests.campaign_support import BASE_DIR, database_url_for_worker, wait_until
@@ -17,7 +18,9 @@ pytest_plugins = ["tests.fixtures.api"]
 def test_the_writer_thread_writes_every_buffered_call(
     transactional_db, make_client, service, settings
 ):
-    settings.API_AUDIT_FLUSH_SECONDS = 0.05
+    # The writer's first pass comes 2 s after the first row: the three calls (a few
+    # milliseconds here) all wait in the buffer until then.
+    settings.API_AUDIT_FLUSH_SECONDS = 2
     registered = make_client(services=[service])
     token = fetch_token(registered)
     for external_id in ("S1", "S2", "S3"):
@@ -27,8 +30,15 @@ def test_the_writer_thread_writes_every_buffered_call(
             **bearer(token),
         )
         assert response.status_code == 404
+    assert calls.pending() == 3  # answered without writing
+    assert not ApiCall.objects.exists()
 
     wait_until(lambda: ApiCall.objects.count() == 3, what="the writer thread")
+    assert calls.pending() == 0
+
+    # Back to writing in the request: the writer stops and lets go of its connection.
+    settings.API_AUDIT_FLUSH_SECONDS = 0
+    wait_until(lambda: not calls.writer_running, what="the writer to stop")
     assert sorted(ApiCall.objects.values_list("subject", flat=True)) == [
         f"{service.code}:S1",
         f"{service.code}:S2",
@@ -41,6 +51,7 @@ def test_a_process_exiting_normally_writes_what_it_buffered(transactional_db, tm
     script = """
 import django
 django.setup()
+from linking.api.call_log import calls
 from linking.api.call_log import calls
 from linking.api.models import ApiCall
 for n in range(5):

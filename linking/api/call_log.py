@@ -19,7 +19,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 
 from linking.api.models import ApiCall
 
@@ -79,8 +79,13 @@ class CallLog:
                 self.flush()
             except Exception:
                 logger.exception("API call log: write failed, will retry")
+        connections.close_all()  # this thread's
         with self._lock:  # switched to writing in the request: a later buffer starts anew
             self._writer_pid = None
+
+    @property
+    def writer_running(self) -> bool:
+        return self._writer_pid == os.getpid()
 
     def flush_at_exit(self) -> None:
         if self._writer_pid != os.getpid():
