@@ -10,6 +10,7 @@ import sys
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from linking import claims
@@ -570,3 +571,46 @@ def test_with_pipelining_the_outcomes_are_the_same(
     }
     statuses = dict(Delivery.objects.values_list("email_key", "status"))
     assert (statuses["m3@example.jp"], statuses["m7@example.jp"]) == ("pending", "failed")
+
+
+@pytest.fixture
+def commit_refused(transactional_db):
+    """On PostgreSQL, a deferred constraint trigger that refuses, at COMMIT, any
+    transaction of the session that set unified_id.refuse_commit (the database
+    failing a batch's COMMIT after its "."s went out)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the COMMIT goes out unawaited on PostgreSQL only")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF current_setting('unified_id.refuse_commit', true) = 'on' THEN"
+            " RAISE EXCEPTION 'commit refused'; END IF; RETURN NULL; END $$"
+        )
+        cursor.execute(
+            "CREATE CONSTRAINT TRIGGER refuse_commit AFTER UPDATE ON campaigns_delivery"
+            " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_commit()"
+        )
+    yield lambda: connection.cursor().execute("SET unified_id.refuse_commit = 'on'")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER refuse_commit ON campaigns_delivery")
+        cursor.execute("DROP FUNCTION refuse_commit()")
+
+
+def test_a_commit_that_fails_after_the_dots_is_recorded_once_the_database_answers(
+    commit_refused, make_campaign, make_account, smtp_sink: SmtpSink
+):
+    for number in range(8):
+        make_account(f"S{number}", email=f"m{number}@example.jp")
+    campaign = make_campaign()
+    _start(campaign)
+    claimed = sending.claim(campaign.pk, 8)
+    commit_refused()  # this session only: the retry comes on a new connection
+
+    with Transport(connections=8) as transport:
+        assert sending.send_claimed(transport, campaign, claimed) == 8
+
+    sent = Delivery.objects.filter(status="sent", token_hash__isnull=False)
+    assert sent.count() == 8  # recorded, personal links included
+    Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert _send_everything(campaign) == 0  # so never sent again
+    assert smtp_sink.recipients() == {f"m{number}@example.jp": 1 for number in range(8)}

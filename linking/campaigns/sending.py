@@ -14,22 +14,26 @@ Exactly once per delivery:
   discards them at the server;
 - so a task that runs twice, or two senders on one delivery, send it once: only one
   UPDATE can turn a row from "sending" to "sent".
-What is left: a crash after a batch's commit and before all of its "."s are written
-loses the emails of that batch still waiting for their "." (at most
-CAMPAIGN_SMTP_CONNECTIONS emails per sender process; they are marked sent and
-never resent). They are not lost silently: a delivery is confirmed (confirmed_at)
-once the server answered its "." with 250, so staff see those sent but never
-confirmed.
+What is left: a sender that dies after a batch's commit and before its "."s are
+written loses the emails still waiting for their "." (marked sent, never resent; at
+most CAMPAIGN_SMTP_CONNECTIONS emails per sender process). On PostgreSQL the COMMIT
+is written without waiting for its answer and the "."s follow at once, so that gap is
+a few writes long, not a database round trip (unawaited.py). Such emails are not lost
+silently: a delivery is confirmed (confirmed_at) once the server answered its "." with
+250, so staff see those sent but never confirmed. Should the COMMIT itself fail after
+the "."s went out, the batch is recorded as sent once the database answers again.
 """
 
 import hashlib
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import (
     BooleanField,
     Case,
@@ -46,12 +50,16 @@ from django.db.models import (
 from django.utils import timezone
 
 from accounts import consent
-from linking.campaigns import content, rate_limit
+from linking.campaigns import content, rate_limit, unawaited
 from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
 from linking.campaigns.transport import ConnectionLost, Item, Transport
 from linking.models import LegacyAccount
 
 MAX_ATTEMPTS = 5
+# Pauses between tries to record a batch whose COMMIT failed after its "."s went out;
+# None: the last try, whose failure is raised (the task is retried; those emails may
+# then go out twice).
+SETTLE_RETRY_SECONDS = (0.5, 1, 2, 4, 8, None)
 
 
 @dataclass(frozen=True)
@@ -184,11 +192,18 @@ def send_batch(
             items.append(Item(key=delivery.pk, message=message))
     by_pk = {delivery.pk: delivery for delivery in batch}
     sent_at = timezone.now()
+    settling = []
 
     def commit(ready: list[Item]) -> set[int]:
-        return _commit(campaign, [by_pk[item.key] for item in ready], tokens, sent_at)
+        keys, settle = _commit(campaign, [by_pk[item.key] for item in ready], tokens, sent_at)
+        settling.append(settle)
+        return keys
 
-    outcomes = transport.send(items, commit)
+    def settle() -> None:
+        if settling:
+            settling.pop()()
+
+    outcomes = transport.send(items, commit, settle)
     sent, abandoned, confirmed = 0, [], []
     for delivery in batch:
         outcome = outcomes[delivery.pk]
@@ -238,35 +253,63 @@ def _sendable() -> Q:
 
 def _commit(
     campaign: Campaign, deliveries: list[Delivery], tokens: dict[int, str], sent_at
-) -> set[int]:
-    """Mark "sent", in one statement (one commit), those of the deliveries still ours
-    and still sendable; their keys. Only these may be finished at the server."""
+) -> tuple[set[int], Callable[[], None]]:
+    """Mark "sent", in one statement, those of the deliveries still ours and still
+    sendable: their keys (only these may be finished at the server), and a function
+    to call once their "."s are written, which reads the answer to the COMMIT (sent
+    without waiting for it, see unawaited.py)."""
     if not deliveries:
-        return set()
+        return set(), lambda: None
     pks = [delivery.pk for delivery in deliveries]
     name = deliveries[0].claim
-    hashes = Case(
-        *(When(pk=pk, then=Value(token_hash(tokens[pk]))) for pk in pks),
-        output_field=CharField(),
-    )
-    count = Delivery.objects.filter(
-        _sendable(), pk__in=pks, claim=name, status=Delivery.Status.SENDING
-    ).update(
-        status=Delivery.Status.SENT,
-        sent_at=sent_at,
-        attempts=F("attempts") + 1,
-        lease_until=None,
-        error="",
-        token_hash=hashes,
-        token_expires_at=sent_at + timedelta(days=campaign.link_valid_days),
-    )
-    if count == len(pks):
-        return set(pks)
-    return set(
-        Delivery.objects.filter(
-            pk__in=pks, claim=name, status=Delivery.Status.SENT, sent_at=sent_at
-        ).values_list("pk", flat=True)
-    )
+    ours = Delivery.objects.filter(pk__in=pks, claim=name, status=Delivery.Status.SENDING)
+    sent = {
+        "status": Delivery.Status.SENT,
+        "sent_at": sent_at,
+        "attempts": F("attempts") + 1,
+        "lease_until": None,
+        "error": "",
+        "token_hash": Case(
+            *(When(pk=pk, then=Value(token_hash(tokens[pk]))) for pk in pks),
+            output_field=CharField(),
+        ),
+        "token_expires_at": sent_at + timedelta(days=campaign.link_valid_days),
+    }
+
+    def mark() -> set[int]:
+        if ours.filter(_sendable()).update(**sent) == len(pks):
+            return set(pks)
+        return set(
+            Delivery.objects.filter(
+                pk__in=pks, claim=name, status=Delivery.Status.SENT, sent_at=sent_at
+            ).values_list("pk", flat=True)
+        )
+
+    keys, answer = unawaited.commit_unawaited(mark)
+
+    def settle() -> None:
+        """Should the COMMIT have failed (the database went away in between), the
+        emails are at the server all the same: record them as sent once the database
+        answers again, or they would go out twice when their lease runs out."""
+        try:
+            answer()
+        except DatabaseError:
+            if keys:
+                _retrying(lambda: ours.filter(pk__in=keys).update(**sent))
+
+    return keys, settle
+
+
+def _retrying(write: Callable[[], object]) -> None:
+    for pause in SETTLE_RETRY_SECONDS:
+        connection.close()
+        try:
+            write()
+            return
+        except DatabaseError:
+            if pause is None:
+                raise
+            time.sleep(pause)
 
 
 def _skip_blocked(deliveries: list[Delivery]) -> list[Delivery]:

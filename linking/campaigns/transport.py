@@ -15,7 +15,8 @@ message. So:
   and the deliveries are sent again later;
 - a crash after the commit, before every "." is written, loses the emails of that
   batch whose "." was not yet written (at most one batch): they are marked sent and
-  never sent again. Never twice.
+  never sent again. Never twice. The caller keeps that gap short: on PostgreSQL its
+  COMMIT goes out unawaited, and settle() reads the answer after the "."s.
 
 Lock-step across connections pays one round trip per SMTP command for the whole
 batch instead of per email; where the server offers PIPELINING (RFC 2920), MAIL,
@@ -109,13 +110,18 @@ class Transport:
                 connection.close()
 
     def send(
-        self, items: Sequence[Item], commit: Callable[[list[Item]], set[int]]
+        self,
+        items: Sequence[Item],
+        commit: Callable[[list[Item]], set[int]],
+        settle: Callable[[], None] = lambda: None,
     ) -> dict[int, Outcome]:
         """Send up to `size` emails; commit(ready) is called once with the emails the
         server is ready to finish and returns the keys marked sent, the only ones
-        finished. Raises ConnectionLost if no connection could be opened."""
+        finished. settle() is called once those emails' "."s are written (it reads the
+        answer to a COMMIT sent without waiting, see unawaited.py). Raises
+        ConnectionLost if no connection could be opened."""
         if not self.smtp:
-            return self._send_other(items, commit)
+            return self._send_other(items, commit, settle)
         if len(items) > self.size:
             raise ValueError("more emails than connections")
         self._order = {item.key: index for index, item in enumerate(items)}
@@ -142,20 +148,21 @@ class Transport:
             for item, _connection in ready:
                 self._drop(item)
             raise
-        finishing = []
-        for item, connection in ready:
-            if item.key in committed:
-                finishing.append((item, connection))
-            else:
+        finishing = [(item, connection) for item, connection in ready if item.key in committed]
+        try:
+            for item, connection in finishing:
+                try:
+                    connection.send(b".\r\n")
+                except (smtplib.SMTPException, OSError) as exc:
+                    outcomes[item.key] = self._broken(item, exc, committed=True)
+        finally:
+            settle()
+        for item, _connection in ready:
+            if item.key not in committed:
                 # Inside DATA a transaction cannot be reset: closing the connection
                 # discards the unfinished message.
                 self._drop(item)
                 outcomes[item.key] = Outcome("abandoned")
-        for item, connection in finishing:
-            try:
-                connection.send(b".\r\n")
-            except (smtplib.SMTPException, OSError) as exc:
-                outcomes[item.key] = self._broken(item, exc, committed=True)
         for item, connection in finishing:
             if item.key in outcomes:
                 continue
@@ -215,8 +222,9 @@ class Transport:
             live = still
         return live
 
-    def _send_other(self, items: Sequence[Item], commit) -> dict[int, Outcome]:
+    def _send_other(self, items: Sequence[Item], commit, settle) -> dict[int, Outcome]:
         committed = commit(list(items))
+        settle()
         outcomes = {}
         for item in items:
             if item.key not in committed:
