@@ -1,6 +1,7 @@
 """The JSON API for group services: OAuth 2 client credentials, scopes, resolve,
 reverse, batch, the link-event feed, rate limits and the audit of every call."""
 
+import psycopg
 import pytest
 from django.test import Client as DjangoClient
 from django.urls import reverse
@@ -318,3 +319,31 @@ def test_the_openapi_document_describes_every_endpoint(client):
     }
     flow = document["components"]["securitySchemes"]["clientCredentials"]["flows"]
     assert flow["clientCredentials"]["tokenUrl"].endswith("/identity/o/api/token")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resolve_answers_after_the_database_dropped_the_kept_connection(
+    store_client, store, make_account, customer
+):
+    # Resolve skips Django's per-request health check ("SELECT 1") and instead tries
+    # its read again on a new connection when a connection kept from an earlier
+    # request turns out dead (the database restarted meanwhile).
+    from django.db import close_old_connections, connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("kept connections (CONN_MAX_AGE) are PostgreSQL's; SQLite opens per request")
+    _link(make_account("S0001", service=store), customer)
+    token = fetch_token(store_client)
+    assert _resolve(token, "store", "S0001").status_code == 200
+    kept = connection.connection.info.backend_pid
+
+    with psycopg.connect(**connection.get_connection_params()) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [kept])
+    # What each request's start does under a real server (Django's test client
+    # leaves it out): the kept connection is to be checked before its next use.
+    close_old_connections()
+
+    response = _resolve(token, "store", "S0001")
+    assert response.status_code == 200
+    assert response.json()["unified_id"] == customer.unified_id
+    assert connection.connection.info.backend_pid != kept

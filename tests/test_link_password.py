@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth import hashers
 from django.contrib.auth.hashers import make_password
 
+from linking import audit
 from linking.claims import AccountTaken
 from linking.models import AuditEvent, LinkEvent
 from linking.proofs import ProofRefused, ProofThrottled
@@ -234,3 +235,24 @@ def test_behind_a_proxy_the_audit_records_the_clients_address(
         customer=customer, service=service, external_id="S0001234", password=SECRET, request=request
     )
     assert LinkEvent.objects.get(account=legacy).ip == "198.51.100.7"
+
+
+def test_the_client_address_follows_each_requests_headers_and_the_proxy_setting(rf, settings):
+    # audit.client_ip remembers allauth's answers; a remembered answer must never be
+    # given to a request whose headers, or whose proxy setting, differ.
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    first = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    second = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert [audit.client_ip(first), audit.client_ip(second)] == ["198.51.100.7", "203.0.113.9"]
+    assert audit.client_ip(first) == "198.51.100.7"  # asked again
+
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 0
+    assert audit.client_ip(first) == "10.0.0.2"
+
+    settings.ALLAUTH_TRUSTED_CLIENT_IP_HEADER = "X-Real-IP"
+    behind = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_REAL_IP="192.0.2.44")
+    assert audit.client_ip(behind) == "192.0.2.44"
+    # Not an address: the connection's own address, as before the memory.
+    assert (
+        audit.client_ip(rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_REAL_IP="bogus")) == "10.0.0.2"
+    )

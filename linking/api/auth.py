@@ -37,7 +37,8 @@ class ApiClient:
 
 
 def bearer_token(request: HttpRequest) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    # From META: request.headers builds a dict of every header first.
+    scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 2048:
         return None

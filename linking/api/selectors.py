@@ -4,7 +4,7 @@ account at any other service is treated exactly like one that does not exist."""
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -22,13 +22,19 @@ _RESOLVE_SQL = (
 def resolve(*, service_id: int, external_id: str) -> tuple[str, datetime] | None:
     """(unified ID, linked_at) of the account's owner, or None."""
     if connection.vendor == "postgresql":
-        # psycopg's own cursor, bound on the server, with the statement prepared once
-        # per connection (DB_PREPARED_STATEMENTS): PostgreSQL then skips parsing and
-        # planning it, which was three quarters of its work per call.
-        connection.close_if_health_check_failed()
-        connection.ensure_connection()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            row = cursor.execute(_RESOLVE_SQL, (service_id, external_id), prepare=True).fetchone()
+        # A connection kept from an earlier request may have died meanwhile (the
+        # database restarted). Instead of Django's health check, a "SELECT 1" round
+        # trip before every request's first query, the read is simply tried again once
+        # on a new connection: it changes nothing, and costs nothing when it works.
+        kept = connection.connection is not None and not connection.health_check_done
+        try:
+            row = _resolve_prepared(service_id, external_id)
+        except DatabaseError:
+            if not kept:
+                raise
+            connection.close()
+            row = _resolve_prepared(service_id, external_id)
+        connection.health_check_done = True
     else:
         with connection.cursor() as cursor:
             cursor.execute(_RESOLVE_SQL, [service_id, external_id])
@@ -36,6 +42,15 @@ def resolve(*, service_id: int, external_id: str) -> tuple[str, datetime] | None
         if row is not None:  # SQLite gives UTC without an offset
             row = (row[0], row[1].replace(tzinfo=UTC))
     return row
+
+
+def _resolve_prepared(service_id: int, external_id: str) -> tuple | None:
+    """psycopg's own cursor, bound on the server, with the statement prepared once per
+    connection (DB_PREPARED_STATEMENTS): PostgreSQL then skips parsing and planning
+    it, which was three quarters of its work per call."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        return cursor.execute(_RESOLVE_SQL, (service_id, external_id), prepare=True).fetchone()
 
 
 def resolve_many(pairs: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
