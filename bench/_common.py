@@ -26,12 +26,13 @@ def report(
     value: float,
     unit: str,
     baseline: float,
-    target: float,
+    target: float | None,
     quick: bool,
     meets: bool | None = None,
 ) -> dict:
     """Print the last line every benchmark ends with: one JSON object. meets defaults
-    to value >= target; a benchmark with further targets passes its own verdict."""
+    to value >= target (none without a target); a benchmark with further targets
+    passes its own verdict."""
     result = {
         "bench": bench,
         "value": round(value, 2),
@@ -39,7 +40,7 @@ def report(
         "baseline": round(baseline, 2),
         "ratio": round(value / baseline, 2) if baseline else None,
         "target": target,
-        "meets": value >= target if meets is None else meets,
+        "meets": meets if meets is not None else None if target is None else value >= target,
         "quick": quick,
     }
     sys.stdout.flush()
