@@ -38,6 +38,7 @@ class SmtpSink:
     def __init__(self) -> None:
         self.pipelining = False  # True: offer PIPELINING (RFC 2920) in the EHLO answer
         self.messages: list[email.message.EmailMessage] = []
+        self.arrived: list[float] = []  # time.monotonic() of each message's "."
         self.reply_for: dict[str, str] = {}
         self._lock = threading.Lock()
         self.port = free_port()
@@ -59,6 +60,7 @@ class SmtpSink:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.messages.append(parsed)
+            self.arrived.append(time.monotonic())
         return "250 OK"
 
     def snapshot(self) -> list[email.message.EmailMessage]:

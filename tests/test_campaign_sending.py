@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -574,37 +575,65 @@ def test_with_pipelining_the_outcomes_are_the_same(
 
 
 @pytest.fixture
-def commit_refused(transactional_db):
-    """On PostgreSQL, a deferred constraint trigger that refuses, at COMMIT, any
-    transaction of the session that set unified_id.refuse_commit (the database
-    failing a batch's COMMIT after its "."s went out)."""
+def slow_or_refused_commit(transactional_db):
+    """On PostgreSQL, a deferred constraint trigger that acts at COMMIT on each delivery
+    a batch's commit turned from sending to sent, in a session that set
+    unified_id.at_commit: 'slow' sleeps half a second, 'refuse' fails the COMMIT (the
+    database going away after the "."s went out). It returns the function that sets
+    it for this session."""
     if connection.vendor != "postgresql":
         pytest.skip("the COMMIT goes out unawaited on PostgreSQL only")
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-            " IF current_setting('unified_id.refuse_commit', true) = 'on' THEN"
+            "CREATE FUNCTION at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF OLD.status <> 'sending' OR NEW.status <> 'sent' THEN RETURN NULL; END IF;"
+            " IF current_setting('unified_id.at_commit', true) = 'slow' THEN"
+            " PERFORM pg_sleep(0.5); END IF;"
+            " IF current_setting('unified_id.at_commit', true) = 'refuse' THEN"
             " RAISE EXCEPTION 'commit refused'; END IF; RETURN NULL; END $$"
         )
         cursor.execute(
-            "CREATE CONSTRAINT TRIGGER refuse_commit AFTER UPDATE ON campaigns_delivery"
-            " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_commit()"
+            "CREATE CONSTRAINT TRIGGER at_commit AFTER UPDATE ON campaigns_delivery"
+            " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION at_commit()"
         )
-    yield lambda: connection.cursor().execute("SET unified_id.refuse_commit = 'on'")
+    yield lambda mode: connection.cursor().execute(f"SET unified_id.at_commit = '{mode}'")
     with connection.cursor() as cursor:
-        cursor.execute("DROP TRIGGER refuse_commit ON campaigns_delivery")
-        cursor.execute("DROP FUNCTION refuse_commit()")
+        cursor.execute("DROP TRIGGER at_commit ON campaigns_delivery")
+        cursor.execute("DROP FUNCTION at_commit()")
+
+
+def test_the_dots_go_out_before_the_commits_answer(
+    slow_or_refused_commit, make_campaign, make_account, smtp_sink: SmtpSink
+):
+    # The window in which a killed sender loses emails runs from its COMMIT to its
+    # "."s: they must not wait for the database's answer. A COMMIT that takes a second
+    # shows it: the emails are at the server a second before the sender is done.
+    for number in range(2):
+        make_account(f"S{number}", email=f"m{number}@example.jp")
+    campaign = make_campaign()
+    _start(campaign)
+    claimed = sending.claim(campaign.pk, 2)
+    slow_or_refused_commit("slow")  # 2 x 0.5 s
+
+    with Transport(connections=2) as transport:
+        assert sending.send_claimed(transport, campaign, claimed) == 2
+    finished = time.monotonic()
+
+    assert len(smtp_sink.arrived) == 2
+    # Awaiting the answer first, they would arrive after the COMMIT's second.
+    assert finished - max(smtp_sink.arrived) >= 0.9, (smtp_sink.arrived, finished)
+    assert Delivery.objects.filter(status="sent", confirmed_at__isnull=False).count() == 2
 
 
 def test_a_commit_that_fails_after_the_dots_is_recorded_once_the_database_answers(
-    commit_refused, make_campaign, make_account, smtp_sink: SmtpSink
+    slow_or_refused_commit, make_campaign, make_account, smtp_sink: SmtpSink
 ):
     for number in range(8):
         make_account(f"S{number}", email=f"m{number}@example.jp")
     campaign = make_campaign()
     _start(campaign)
     claimed = sending.claim(campaign.pk, 8)
-    commit_refused()  # this session only: the retry comes on a new connection
+    slow_or_refused_commit("refuse")  # this session only: the retry comes on a new connection
 
     with Transport(connections=8) as transport:
         assert sending.send_claimed(transport, campaign, claimed) == 8

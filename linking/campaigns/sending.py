@@ -192,18 +192,14 @@ def send_batch(
             items.append(Item(key=delivery.pk, message=message))
     by_pk = {delivery.pk: delivery for delivery in batch}
     sent_at = timezone.now()
-    settling = []
+    settle = unawaited.settled
 
     def commit(ready: list[Item]) -> set[int]:
+        nonlocal settle
         keys, settle = _commit(campaign, [by_pk[item.key] for item in ready], tokens, sent_at)
-        settling.append(settle)
         return keys
 
-    def settle() -> None:
-        if settling:
-            settling.pop()()
-
-    outcomes = transport.send(items, commit, settle)
+    outcomes = transport.send(items, commit, lambda: settle())
     sent, abandoned, confirmed = 0, [], []
     for delivery in batch:
         outcome = outcomes[delivery.pk]
@@ -259,7 +255,7 @@ def _commit(
     to call once their "."s are written, which reads the answer to the COMMIT (sent
     without waiting for it, see unawaited.py)."""
     if not deliveries:
-        return set(), lambda: None
+        return set(), unawaited.settled
     pks = [delivery.pk for delivery in deliveries]
     name = deliveries[0].claim
     ours = Delivery.objects.filter(pk__in=pks, claim=name, status=Delivery.Status.SENDING)

@@ -38,6 +38,8 @@ from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.core.mail.message import EmailMessage
 
+from linking.campaigns import unawaited
+
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
@@ -113,7 +115,7 @@ class Transport:
         self,
         items: Sequence[Item],
         commit: Callable[[list[Item]], set[int]],
-        settle: Callable[[], None] = lambda: None,
+        settle: Callable[[], None] = unawaited.settled,
     ) -> dict[int, Outcome]:
         """Send up to `size` emails; commit(ready) is called once with the emails the
         server is ready to finish and returns the keys marked sent, the only ones

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import DatabaseError, connection, transaction
+from psycopg import errors, generators, pq
 
 T = TypeVar("T")
 
 
-def _settled() -> None:
-    return None
+def settled() -> None:
+    """The answer to a COMMIT that was awaited, or never sent: nothing to read."""
 
 
 def commit_unawaited(work: Callable[[], T]) -> tuple[T, Callable[[], None]]:
@@ -31,7 +32,7 @@ def commit_unawaited(work: Callable[[], T]) -> tuple[T, Callable[[], None]]:
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         with transaction.atomic():
             result = work()
-        return result, _settled
+        return result, settled
     with connection.cursor() as cursor:
         cursor.execute("BEGIN")
     try:
@@ -46,22 +47,14 @@ def commit_unawaited(work: Callable[[], T]) -> tuple[T, Callable[[], None]]:
     raw = connection.connection
     with connection.wrap_database_errors:
         raw.pgconn.send_query(b"COMMIT")
-        raw.wait(_generators().send(raw.pgconn))
+        raw.wait(generators.send(raw.pgconn))
     return result, lambda: _answer(raw)
 
 
 def _answer(raw) -> None:
-    from psycopg import errors, pq
-
     with connection.wrap_database_errors:
-        results = raw.wait(_generators().fetch_many(raw.pgconn))
+        results = raw.wait(generators.fetch_many(raw.pgconn))
         if not results or results[-1].status != pq.ExecStatus.COMMAND_OK:
             if results and results[-1].status == pq.ExecStatus.FATAL_ERROR:
                 raise errors.error_from_result(results[-1])
             raise errors.OperationalError("COMMIT got no answer")
-
-
-def _generators():
-    from psycopg import generators
-
-    return generators
