@@ -347,3 +347,33 @@ def test_resolve_answers_after_the_database_dropped_the_kept_connection(
     assert response.status_code == 200
     assert response.json()["unified_id"] == customer.unified_id
     assert connection.connection.info.backend_pid != kept
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resolve_on_a_kept_connection_sends_no_health_check_query(
+    store_client, store, make_account, customer, tmp_path
+):
+    # What the database is sent for one resolve on a connection kept from an earlier
+    # request, as libpq traces it: the prepared read, never a "SELECT 1" first.
+    from django.db import close_old_connections, connection
+    from psycopg.pq import Trace
+
+    if connection.vendor != "postgresql":
+        pytest.skip("kept connections (CONN_MAX_AGE) are PostgreSQL's; SQLite opens per request")
+    _link(make_account("S0001", service=store), customer)
+    token = fetch_token(store_client)
+    assert _resolve(token, "store", "S0001").status_code == 200
+    close_old_connections()  # a new request begins, as under a real server
+
+    trace = tmp_path / "libpq.trace"
+    with trace.open("w") as file:
+        pgconn = connection.connection.pgconn
+        pgconn.trace(file.fileno())
+        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
+        response = _resolve(token, "store", "S0001")
+        pgconn.untrace()
+
+    assert response.status_code == 200
+    sent = [line for line in trace.read_text().splitlines() if line.startswith("F")]
+    assert not any("SELECT 1" in line for line in sent), sent
+    assert sum("\tBind\t" in line for line in sent) == 1, sent  # the prepared read, once
