@@ -33,6 +33,8 @@ def report(
     """Print the last line every benchmark ends with: one JSON object. meets defaults
     to value >= target (none without a target); a benchmark with further targets
     passes its own verdict."""
+    if meets is None and target is not None:
+        meets = value >= target
     result = {
         "bench": bench,
         "value": round(value, 2),
@@ -40,7 +42,7 @@ def report(
         "baseline": round(baseline, 2),
         "ratio": round(value / baseline, 2) if baseline else None,
         "target": target,
-        "meets": meets if meets is not None else None if target is None else value >= target,
+        "meets": meets,
         "quick": quick,
     }
     sys.stdout.flush()

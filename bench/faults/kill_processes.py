@@ -76,19 +76,13 @@ def main() -> None:
             worker.kill()
             print(f"  Celery worker killed after {before} emails; started again")
             worker.start()
-            finished = support.wait_for(
-                lambda: support.campaign_status(campaign) == "finished",
-                seconds=300,
-                what="the campaign to finish",
-            )
+            finished = support.wait_for_campaign(campaign, seconds=300)
             customers_done.wait(seconds + 300)
         finally:
             stop.set()
             worker.kill()
             web.stop()
-        if not finished:
-            problems.append("the campaign did not finish")
-            print(worker.log_tail())
+        problems += support.unfinished(finished, worker)
         connection.close()
         problems += support.campaign_problems(campaign, sink, emails)
     print(f"  after: {support.uptime()}")

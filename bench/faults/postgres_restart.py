@@ -128,19 +128,13 @@ def campaign_fault(count: int) -> tuple[list[str], str]:
             before = sink.count()
             down = support.restart_postgres()
             print(f"  campaign: PostgreSQL restarted after {before} emails, down {down:.1f} s")
-            finished = support.wait_for(
-                lambda: support.campaign_status(campaign) == "finished",
-                seconds=300,
-                what="the campaign to finish",
-            )
+            finished = support.wait_for_campaign(campaign, seconds=300)
             elapsed = time.monotonic() - started
         finally:
             if not support.postgres_up():
                 support.restart_postgres()
             worker.kill()
-        problems = [] if finished else ["the campaign did not finish"]
-        if not finished:
-            print(worker.log_tail())
+        problems = support.unfinished(finished, worker)
         problems += support.campaign_problems(campaign, sink, emails)
     return problems, (
         f"campaign of {count}: {sink.count()} received, {len(sink.ids)} distinct Message-IDs, "

@@ -39,19 +39,13 @@ def main() -> None:
             before = sink.count()
             down = support.restart_redis(down_seconds=1.0)
             print(f"  Redis restarted after {before} emails, down {down:.1f} s")
-            finished = support.wait_for(
-                lambda: support.campaign_status(campaign) == "finished",
-                seconds=300,
-                what="the campaign to finish",
-            )
+            finished = support.wait_for_campaign(campaign, seconds=300)
             elapsed = time.monotonic() - started
         finally:
             if not support.redis_up():
                 support.restart_redis(down_seconds=0)
             worker.kill()
-        if not finished:
-            problems.append("the campaign did not finish")
-            print(worker.log_tail())
+        problems += support.unfinished(finished, worker)
         problems += support.campaign_problems(campaign, sink, emails)
         problems += support.half_written_links()
     support.verdict(

@@ -33,17 +33,11 @@ def main() -> None:
             sink.tempfail_until = time.monotonic() + window
             started = time.monotonic()
             control.start(campaign)
-            finished = support.wait_for(
-                lambda: support.campaign_status(campaign) == "finished",
-                seconds=600,
-                what="the campaign to finish",
-            )
+            finished = support.wait_for_campaign(campaign, seconds=600)
             elapsed = time.monotonic() - started
         finally:
             worker.kill()
-        problems = [] if finished else ["the campaign did not finish"]
-        if not finished:
-            print(worker.log_tail())
+        problems = support.unfinished(finished, worker)
         if not sink.tempfailed:
             problems.append("the server never answered 451: the fault did not happen")
         problems += support.campaign_problems(campaign, sink, emails)
