@@ -5,11 +5,13 @@ import io
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
-from linking.importer import KEYS_VERSION, import_legacy_accounts
+from linking.importer import KEYS_VERSION, _without_row_checks, import_legacy_accounts
 from linking.models import LegacyAccount, LegacyService
 
 HEADER = "external_id,email,phone,name,name_kana,birth_date,password_hash,points"
@@ -308,3 +310,100 @@ def test_a_row_whose_stored_hash_is_not_ours_is_rewritten(service, tmp_path):
     assert "read 3, inserted 1, updated 1, unchanged 1, rejected 0" in out
     assert LegacyAccount.objects.get(external_id="A0001").points == 1200
     assert LegacyAccount.objects.filter(external_id="A0003").exists()
+
+
+# PostgreSQL: the COPY skips the per-row foreign-key checks only where that is safe.
+
+
+def _postgresql_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's; run with DATABASE_URL=postgres://...")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_service_cannot_be_deleted_while_its_rows_are_copied_in(tmp_path):
+    """The per-row checks are skipped, so the one lock taken instead must hold: a
+    service deleted mid-import would leave the imported rows pointing nowhere."""
+    _postgresql_only()
+    service = LegacyService.objects.create(code="store", name_ja="オンラインストア")
+    attempts: list[str] = []
+
+    def delete_the_service(read: int) -> None:
+        if attempts:
+            return
+        with psycopg.connect(**connection.get_connection_params()) as other:
+            other.execute("SET lock_timeout = '200ms'")
+            try:
+                other.execute("DELETE FROM linking_legacyservice WHERE id = %s", [service.pk])
+                attempts.append("deleted")
+            except psycopg.errors.LockNotAvailable:
+                attempts.append("blocked")
+
+    result = import_legacy_accounts(
+        service=service, path=write_csv(tmp_path, [HEADER, *ROWS]), progress=delete_the_service
+    )
+
+    assert attempts == ["blocked"]
+    assert result.inserted == 3
+    assert LegacyAccount.objects.filter(service=service).count() == 3
+
+
+def test_the_row_checks_are_back_on_once_the_rows_are_copied(service, tmp_path):
+    _postgresql_only()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW session_replication_role")
+        before = cursor.fetchone()[0]
+        # Superuser here, so the checks were skipped during the COPY.
+        assert _without_row_checks(cursor, service) == before
+        cursor.execute("SHOW session_replication_role")
+        assert cursor.fetchone()[0] == "replica"
+        cursor.execute("SELECT set_config('session_replication_role', %s, true)", [before])
+
+        import_legacy_accounts(service=service, path=write_csv(tmp_path, [HEADER, *ROWS]))
+
+        cursor.execute("SHOW session_replication_role")
+        assert cursor.fetchone()[0] == before
+    assert LegacyAccount.objects.filter(service=service, owner=None).count() == 3
+
+
+def test_a_table_trigger_of_its_own_still_sees_every_imported_row(service, tmp_path):
+    """session_replication_role would skip a trigger someone put on the table (an
+    audit copy, say): then the checks stay on and so does the trigger."""
+    _postgresql_only()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE import_seen (external_id text)")
+        cursor.execute(
+            "CREATE FUNCTION import_seen_note() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN INSERT INTO import_seen VALUES (NEW.external_id); RETURN NULL; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER import_seen_note AFTER INSERT ON linking_legacyaccount "
+            "FOR EACH ROW EXECUTE FUNCTION import_seen_note()"
+        )
+
+        result = import_legacy_accounts(service=service, path=write_csv(tmp_path, [HEADER, *ROWS]))
+
+        cursor.execute("SELECT external_id FROM import_seen ORDER BY 1")
+        assert [row[0] for row in cursor.fetchall()] == ["A0001", "A0002", "A0003"]
+    assert result.inserted == 3
+
+
+def test_a_role_that_may_not_skip_the_checks_imports_with_them(service, tmp_path):
+    """An application role without SET on session_replication_role (the usual case
+    in production) takes the checked path instead of failing."""
+    _postgresql_only()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE ROLE unified_id_importer_test NOLOGIN")
+        cursor.execute(
+            "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public "
+            "TO unified_id_importer_test"
+        )
+        cursor.execute("SET LOCAL ROLE unified_id_importer_test")
+        assert _without_row_checks(cursor, service) == ""
+        cursor.execute("SHOW session_replication_role")
+        assert cursor.fetchone()[0] == "origin"
+
+        result = import_legacy_accounts(service=service, path=write_csv(tmp_path, [HEADER, *ROWS]))
+
+    assert result.inserted == 3
+    assert LegacyAccount.objects.filter(service=service).count() == 3
