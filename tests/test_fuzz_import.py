@@ -125,3 +125,37 @@ def test_a_huge_field_rejects_its_row_only(db, tmp_path):
     assert list(
         LegacyAccount.objects.filter(service=service).values_list("external_id", flat=True)
     ) == ["A2"]
+
+
+tricky = st.lists(
+    st.sampled_from(['"', "\n", "\r", "\r\n", ",", "A", "名", " ", "1"]), max_size=6
+).map("".join)
+records = st.lists(tricky, min_size=len(COLUMNS), max_size=len(COLUMNS)).map(lambda r: _csv(r, []))
+pieces = st.lists(records | tricky, max_size=12)  # a bare piece may leave a quote open
+
+
+def _outcome(tmp_path, text: str, **options) -> tuple[list, dict]:
+    service = _service()
+    path = tmp_path / f"{service.code}.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    try:
+        result = import_legacy_accounts(service=service, path=path, **options)
+    except ImportFileError as refused:
+        return [str(refused)], {}
+    fields = ("external_id", "email", "phone", "name", "name_kana", "points", "row_hash")
+    stored = LegacyAccount.objects.filter(service=service).values_list(*fields)
+    return result.rejects, {row[0]: row for row in stored}
+
+
+@pytest.mark.django_db
+@FUZZ
+@given(body=pieces)
+def test_batches_of_any_size_read_the_file_as_one_reader_would(tmp_path, body):
+    """Quoted fields spanning lines, lone CRs, open quotes and blank lines, cut into
+    batches anywhere: the same rows, rejects and line numbers as one batch."""
+    text = ",".join(COLUMNS) + "\r\n" + "".join(body)
+    whole = _outcome(tmp_path, text, workers=0, batch_rows=100_000)
+
+    for batch_rows in (1, 2, 3):
+        assert _outcome(tmp_path, text, workers=0, batch_rows=batch_rows) == whole
+    assert _outcome(tmp_path, text, workers=2, batch_rows=2) == whole
