@@ -51,11 +51,9 @@ def test_a_process_exiting_normally_writes_what_it_buffered(transactional_db, tm
     script = """
 import django
 django.setup()
-from linking.api.call_log import calls
-from linking.api.call_log import calls
-from linking.api.models import ApiCall
+from linking.api.call_log import call_row, calls
 for n in range(5):
-    calls.record(ApiCall(client_id="c", endpoint="resolve", status=200, subject=f"s:{n}"))
+    calls.record(call_row("c", "resolve", 200, f"s:{n}", 1, None))
 assert calls.pending() == 5
 """
     env = {

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET
 from accounts import unified_id as unified_ids
 from linking import audit
 from linking.api import auth, call_log, ratelimit, selectors
-from linking.api.models import SCOPE_EVENTS, SCOPE_RESOLVE, SCOPE_REVERSE, ApiCall
+from linking.api.models import SCOPE_EVENTS, SCOPE_RESOLVE, SCOPE_REVERSE
 from linking.api.openapi import document
 
 BATCH_LIMIT = 1000
@@ -70,13 +70,13 @@ def api_endpoint(*, name: str, scope: str, method: str) -> Callable[[View], View
             else:
                 response = view(request, client, call, *args, **kwargs)
             call_log.calls.record(
-                ApiCall(
-                    client_id=client.client_id,
-                    endpoint=name,
-                    status=response.status_code,
-                    subject=call.subject[:100],
-                    items=call.items,
-                    ip=audit.client_ip(request),
+                call_log.call_row(
+                    client.client_id,
+                    name,
+                    response.status_code,
+                    call.subject,
+                    call.items,
+                    audit.client_ip(request),
                 )
             )
             return response
