@@ -26,6 +26,7 @@ from linking.campaigns import (
 )
 from linking.campaigns.models import Campaign, Delivery, Suppression
 from linking.campaigns.transport import Item, Transport
+from linking.campaigns.unawaited import settled
 from tests.campaign_support import SmtpSink, database_url_for_worker
 
 pytest_plugins = ["tests.fixtures.campaigns"]
@@ -408,7 +409,7 @@ def test_a_crash_between_data_and_the_commit_sends_nothing(smtp_sink: SmtpSink):
     with Transport(connections=1) as transport:
         item = Item(key=1, sender="from@example.jp", recipient="after@example.jp")
         item.data = b"To: after@example.jp\r\nSubject: x\r\n\r\nbody\r\n"
-        outcomes = transport.send([item], lambda ready: {i.key for i in ready})
+        outcomes = transport.send([item], lambda ready: ({i.key for i in ready}, settled))
     assert outcomes[1].status == "sent"
     assert smtp_sink.recipients() == {"after@example.jp": 1}
 

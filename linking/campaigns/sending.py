@@ -192,14 +192,11 @@ def send_batch(
             items.append(Item(key=delivery.pk, message=message))
     by_pk = {delivery.pk: delivery for delivery in batch}
     sent_at = timezone.now()
-    settle = unawaited.settled
 
-    def commit(ready: list[Item]) -> set[int]:
-        nonlocal settle
-        keys, settle = _commit(campaign, [by_pk[item.key] for item in ready], tokens, sent_at)
-        return keys
+    def commit(ready: list[Item]) -> tuple[set[int], Callable[[], None]]:
+        return _commit(campaign, [by_pk[item.key] for item in ready], tokens, sent_at)
 
-    outcomes = transport.send(items, commit, lambda: settle())
+    outcomes = transport.send(items, commit)
     sent, abandoned, confirmed = 0, [], []
     for delivery in batch:
         outcome = outcomes[delivery.pk]

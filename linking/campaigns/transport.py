@@ -38,8 +38,6 @@ from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.core.mail.message import EmailMessage
 
-from linking.campaigns import unawaited
-
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
@@ -114,16 +112,15 @@ class Transport:
     def send(
         self,
         items: Sequence[Item],
-        commit: Callable[[list[Item]], set[int]],
-        settle: Callable[[], None] = unawaited.settled,
+        commit: Callable[[list[Item]], tuple[set[int], Callable[[], None]]],
     ) -> dict[int, Outcome]:
         """Send up to `size` emails; commit(ready) is called once with the emails the
         server is ready to finish and returns the keys marked sent, the only ones
-        finished. settle() is called once those emails' "."s are written (it reads the
-        answer to a COMMIT sent without waiting, see unawaited.py). Raises
+        finished, and a settle() called once those emails' "."s are written (it reads
+        the answer to a COMMIT sent without waiting, see unawaited.py). Raises
         ConnectionLost if no connection could be opened."""
         if not self.smtp:
-            return self._send_other(items, commit, settle)
+            return self._send_other(items, commit)
         if len(items) > self.size:
             raise ValueError("more emails than connections")
         self._order = {item.key: index for index, item in enumerate(items)}
@@ -142,7 +139,7 @@ class Transport:
             except (smtplib.SMTPException, OSError) as exc:
                 outcomes[item.key] = self._broken(item, exc)
         try:
-            committed = commit([item for item, _connection in ready]) if ready else set()
+            committed, settle = commit([item for item, _connection in ready])
         except BaseException:
             # No "." after a failed commit: close the connections inside DATA, which
             # discards those messages (if the commit did reach the database, they
@@ -224,8 +221,8 @@ class Transport:
             live = still
         return live
 
-    def _send_other(self, items: Sequence[Item], commit, settle) -> dict[int, Outcome]:
-        committed = commit(list(items))
+    def _send_other(self, items: Sequence[Item], commit) -> dict[int, Outcome]:
+        committed, settle = commit(list(items))
         settle()
         outcomes = {}
         for item in items:
