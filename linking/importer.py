@@ -701,16 +701,10 @@ def _without_row_checks(cursor, service: LegacyService) -> str:
     million checks would. Only taken when the table has no triggers of its own (they
     would be skipped too) and the role may SET the parameter: a superuser, or on
     PostgreSQL 15+ a role granted SET ON PARAMETER session_replication_role."""
-    cursor.execute(
-        "SELECT current_setting('session_replication_role') FROM linking_legacyservice"
-        " WHERE id = %s FOR KEY SHARE",
-        [service.pk],
-    )
+    cursor.execute(_ROW_CHECKS_SQL.format(may_set=_may_set_sql()), [service.pk])
     row = cursor.fetchone()
-    if row is None:  # deleted meanwhile: the checks will say so at commit
-        return ""
-    cursor.execute(_MAY_SKIP_TRIGGERS_SQL.format(may_set=_may_set_sql()))
-    if not cursor.fetchone()[0]:
+    # No row: the service was deleted meanwhile, which the checks will report.
+    if row is None or not row[1]:
         return ""
     cursor.execute("SET LOCAL session_replication_role = replica")
     return row[0]
@@ -722,11 +716,13 @@ def _may_set_sql() -> str:
     return "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
 
 
-_MAY_SKIP_TRIGGERS_SQL = """
-    SELECT {may_set} AND NOT EXISTS (
+# The setting to restore, and whether the checks may be skipped; locks the service.
+_ROW_CHECKS_SQL = """
+    SELECT current_setting('session_replication_role'), {may_set} AND NOT EXISTS (
         SELECT 1 FROM pg_trigger
         WHERE tgrelid = 'linking_legacyaccount'::regclass AND NOT tgisinternal
     )
+    FROM linking_legacyservice WHERE id = %s FOR KEY SHARE
 """
 
 
