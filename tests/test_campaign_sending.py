@@ -46,6 +46,15 @@ def _start(campaign: Campaign) -> None:
     planning.plan_step(campaign=campaign, number=0)
 
 
+def _started(make_campaign, make_account, count: int, **options) -> Campaign:
+    """A started campaign to count new accounts, m0@example.jp, m1@example.jp, ..."""
+    for number in range(count):
+        make_account(f"S{number}", email=f"m{number}@example.jp")
+    campaign = make_campaign(**options)
+    _start(campaign)
+    return campaign
+
+
 def test_the_audience_is_unlinked_consenting_unsuppressed_accounts_with_an_email(
     make_campaign, make_account, make_service, customer
 ):
@@ -149,10 +158,7 @@ def test_the_personal_link_is_stored_only_as_a_hash_with_an_expiry(
 def test_a_sender_run_that_is_repeated_sends_nothing_again(
     make_campaign, make_account, smtp_sink: SmtpSink
 ):
-    for number in range(30):
-        make_account(f"S{number}", email=f"m{number}@example.jp")
-    campaign = make_campaign()
-    _start(campaign)
+    campaign = _started(make_campaign, make_account, 30)
 
     _send_everything(campaign)
     _send_everything(campaign)
@@ -303,10 +309,7 @@ def test_the_rate_limit_is_one_bucket_for_all_senders(make_campaign):
 def test_a_rate_limited_sender_waits_instead_of_sending(
     make_campaign, make_account, smtp_sink: SmtpSink
 ):
-    for number in range(8):
-        make_account(f"S{number}", email=f"m{number}@example.jp")
-    campaign = make_campaign(rate_per_minute=60)
-    _start(campaign)
+    campaign = _started(make_campaign, make_account, 8, rate_per_minute=60)
 
     first = sending.send_chunk(campaign.pk)
     second = sending.send_chunk(campaign.pk)
@@ -469,10 +472,7 @@ def test_a_sender_killed_after_its_commit_leaves_the_batch_unconfirmed(
 def test_a_failed_commit_leaves_the_batch_to_be_sent_once_later(
     make_campaign, make_account, smtp_sink: SmtpSink
 ):
-    for number in range(12):
-        make_account(f"S{number}", email=f"m{number}@example.jp")
-    campaign = make_campaign()
-    _start(campaign)
+    campaign = _started(make_campaign, make_account, 12)
     claimed = sending.claim(campaign.pk, 12)
     composer = content.Composer(campaign)
     items = []
@@ -496,10 +496,7 @@ def test_a_failed_commit_leaves_the_batch_to_be_sent_once_later(
 def test_a_batch_sent_twice_by_a_repeated_task_goes_out_once(
     make_campaign, make_account, smtp_sink: SmtpSink
 ):
-    for number in range(30):
-        make_account(f"S{number}", email=f"m{number}@example.jp")
-    campaign = make_campaign()
-    _start(campaign)
+    campaign = _started(make_campaign, make_account, 30)
     claimed = sending.claim(campaign.pk, 30)
 
     with Transport(connections=8) as transport:
@@ -512,10 +509,7 @@ def test_a_batch_sent_twice_by_a_repeated_task_goes_out_once(
 
 
 def test_two_senders_on_one_batch_send_it_once(make_campaign, make_account, smtp_sink: SmtpSink):
-    for number in range(20):
-        make_account(f"S{number}", email=f"m{number}@example.jp")
-    campaign = make_campaign()
-    _start(campaign)
+    campaign = _started(make_campaign, make_account, 20)
     slow = sending.claim(campaign.pk, 20)
     Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
     fast = sending.claim(campaign.pk, 20)
@@ -609,10 +603,7 @@ def test_the_dots_go_out_before_the_commits_answer(
     # The window in which a killed sender loses emails runs from its COMMIT to its
     # "."s: they must not wait for the database's answer. A COMMIT that takes a second
     # shows it: the emails are at the server a second before the sender is done.
-    for number in range(2):
-        make_account(f"S{number}", email=f"m{number}@example.jp")
-    campaign = make_campaign()
-    _start(campaign)
+    campaign = _started(make_campaign, make_account, 2)
     claimed = sending.claim(campaign.pk, 2)
     slow_or_refused_commit("slow")  # 2 x 0.5 s
 
@@ -629,10 +620,7 @@ def test_the_dots_go_out_before_the_commits_answer(
 def test_a_commit_that_fails_after_the_dots_is_recorded_once_the_database_answers(
     slow_or_refused_commit, make_campaign, make_account, smtp_sink: SmtpSink
 ):
-    for number in range(8):
-        make_account(f"S{number}", email=f"m{number}@example.jp")
-    campaign = make_campaign()
-    _start(campaign)
+    campaign = _started(make_campaign, make_account, 8)
     claimed = sending.claim(campaign.pk, 8)
     slow_or_refused_commit("refuse")  # this session only: the retry comes on a new connection
 
