@@ -5,6 +5,7 @@ import psycopg
 import pytest
 from django.test import Client as DjangoClient
 from django.urls import reverse
+from django.utils import timezone
 
 from linking import claims
 from linking.api.models import ApiCall, ServiceClient
@@ -252,6 +253,7 @@ def test_a_client_over_its_rate_limit_is_told_when_to_come_back(make_client, sto
 def test_every_authenticated_call_is_audited(store_client, store, make_account, customer):
     _link(make_account("S1", service=store), customer)
     token = fetch_token(store_client)
+    before = timezone.now()
 
     _resolve(token, "store", "S1")
     _resolve(token, "store", "S9")
@@ -268,6 +270,10 @@ def test_every_authenticated_call_is_audited(store_client, store, make_account, 
         (store_client.client_id, "reverse", 200, customer.unified_id),
     ]
     assert ApiCall.objects.get(endpoint="batch").items == 3
+    # Who and when, as stored (by COPY on PostgreSQL).
+    stamps = ApiCall.objects.values_list("ip", "created_at")
+    assert {ip for ip, _at in stamps} == {"127.0.0.1"}
+    assert all(before <= at <= timezone.now() for _ip, at in stamps)
 
 
 @pytest.mark.parametrize(
