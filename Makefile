@@ -17,11 +17,12 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian's Chromium for the browser tests (Playwright cannot download browsers here),
-# and Japanese fonts so screenshots show Japanese.
+# Japanese fonts so screenshots show Japanese, and strace, which kills campaign senders
+# at chosen system calls in tests/test_campaign_commit_point.py.
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || ! command -v strace >/dev/null; then \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk strace; \
 	fi
 
 messages: $(STAMP)

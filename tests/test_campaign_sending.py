@@ -7,11 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from linking import claims
@@ -20,14 +18,13 @@ from linking.campaigns import (
     control,
     planning,
     rate_limit,
-    selectors,
     sending,
     unsubscribe,
 )
+from linking.campaigns.commit_point import COMMITTED
 from linking.campaigns.models import Campaign, Delivery, Suppression
 from linking.campaigns.transport import Item, Transport
-from linking.campaigns.unawaited import settled
-from tests.campaign_support import SmtpSink, database_url_for_worker
+from tests.campaign_support import SmtpSink
 
 pytest_plugins = ["tests.fixtures.campaigns"]
 
@@ -412,61 +409,9 @@ def test_a_crash_between_data_and_the_commit_sends_nothing(smtp_sink: SmtpSink):
     with Transport(connections=1) as transport:
         item = Item(key=1, sender="from@example.jp", recipient="after@example.jp")
         item.data = b"To: after@example.jp\r\nSubject: x\r\n\r\nbody\r\n"
-        outcomes = transport.send([item], lambda ready: ({i.key for i in ready}, settled))
+        outcomes = transport.send([item], lambda ready: ({i.key for i in ready}, COMMITTED))
     assert outcomes[1].status == "sent"
     assert smtp_sink.recipients() == {"after@example.jp": 1}
-
-
-def test_a_sender_killed_after_its_commit_leaves_the_batch_unconfirmed(
-    transactional_db, make_campaign, make_account, smtp_sink: SmtpSink, tmp_path
-):
-    # The one window SMTP leaves: a real process commits a batch of eight as sent
-    # and dies (SIGKILL) before writing any final ".". The server discards all eight,
-    # and staff see all eight as sent but not confirmed: lost, never silently.
-    for number in range(8):
-        make_account(f"S{number}", email=f"m{number}@example.jp")
-    campaign = make_campaign()
-    Campaign.objects.filter(pk=campaign.pk).update(status="sending", started_at=timezone.now())
-    planning.plan_step(campaign=campaign, number=0)
-    script = (
-        "import os, signal, django\n"
-        "django.setup()\n"
-        "from django.utils import timezone\n"
-        "from linking.campaigns import content, sending\n"
-        "from linking.campaigns.models import Campaign\n"
-        "from linking.campaigns.transport import Item, Transport\n"
-        f"campaign = Campaign.objects.get(pk={campaign.pk})\n"
-        "claimed = sending.claim(campaign.pk, 8)\n"
-        "tokens = {d.pk: f't{d.pk}' for d in claimed}\n"
-        "composer = content.Composer(campaign)\n"
-        "outs = [composer.outgoing(d, d.account, token=tokens[d.pk]) for d in claimed]\n"
-        "items = [Item(d.pk, o.sender, o.recipient, o.data) for d, o in zip(claimed, outs)]\n"
-        "def commit_then_die(ready):\n"
-        "    sending._commit(campaign, claimed, tokens, timezone.now())\n"
-        "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "Transport(connections=8).send(items, commit_then_die)\n"
-    )
-    database = database_url_for_worker(tmp_path)
-    env = {
-        **os.environ,
-        "DATABASE_URL": next(database),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(smtp_sink.port),
-        "EMAIL_USE_TLS": "0",
-        "EMAIL_USE_SSL": "0",
-    }
-    try:
-        crashed = subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-        )
-        assert crashed.returncode == -signal.SIGKILL, crashed.stderr
-        assert Delivery.objects.filter(status="sent", confirmed_at__isnull=True).count() == 8
-        assert selectors.progress(campaign)["unconfirmed"] == 8
-        assert _send_everything(campaign) == 0  # never sent again
-    finally:
-        next(database, None)
-    assert smtp_sink.recipients() == {}
 
 
 def test_a_failed_commit_leaves_the_batch_to_be_sent_once_later(
@@ -567,68 +512,3 @@ def test_with_pipelining_the_outcomes_are_the_same(
     }
     statuses = dict(Delivery.objects.values_list("email_key", "status"))
     assert (statuses["m3@example.jp"], statuses["m7@example.jp"]) == ("pending", "failed")
-
-
-@pytest.fixture
-def slow_or_refused_commit(transactional_db):
-    """On PostgreSQL, a deferred constraint trigger that acts at COMMIT on each delivery
-    a batch's commit turned from sending to sent, in a session that set
-    unified_id.at_commit: 'slow' sleeps half a second, 'refuse' fails the COMMIT (the
-    database going away after the "."s went out). It returns the function that sets
-    it for this session."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the COMMIT goes out unawaited on PostgreSQL only")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE FUNCTION at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-            " IF OLD.status <> 'sending' OR NEW.status <> 'sent' THEN RETURN NULL; END IF;"
-            " IF current_setting('unified_id.at_commit', true) = 'slow' THEN"
-            " PERFORM pg_sleep(0.5); END IF;"
-            " IF current_setting('unified_id.at_commit', true) = 'refuse' THEN"
-            " RAISE EXCEPTION 'commit refused'; END IF; RETURN NULL; END $$"
-        )
-        cursor.execute(
-            "CREATE CONSTRAINT TRIGGER at_commit AFTER UPDATE ON campaigns_delivery"
-            " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION at_commit()"
-        )
-    yield lambda mode: connection.cursor().execute(f"SET unified_id.at_commit = '{mode}'")
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TRIGGER at_commit ON campaigns_delivery")
-        cursor.execute("DROP FUNCTION at_commit()")
-
-
-def test_the_dots_go_out_before_the_commits_answer(
-    slow_or_refused_commit, make_campaign, make_account, smtp_sink: SmtpSink
-):
-    # The window in which a killed sender loses emails runs from its COMMIT to its
-    # "."s: they must not wait for the database's answer. A COMMIT that takes a second
-    # shows it: the emails are at the server a second before the sender is done.
-    campaign = _started(make_campaign, make_account, 2)
-    claimed = sending.claim(campaign.pk, 2)
-    slow_or_refused_commit("slow")  # 2 x 0.5 s
-
-    with Transport(connections=2) as transport:
-        assert sending.send_claimed(transport, campaign, claimed) == 2
-    finished = time.monotonic()
-
-    assert len(smtp_sink.arrived) == 2
-    # Awaiting the answer first, they would arrive after the COMMIT's second.
-    assert finished - max(smtp_sink.arrived) >= 0.9, (smtp_sink.arrived, finished)
-    assert Delivery.objects.filter(status="sent", confirmed_at__isnull=False).count() == 2
-
-
-def test_a_commit_that_fails_after_the_dots_is_recorded_once_the_database_answers(
-    slow_or_refused_commit, make_campaign, make_account, smtp_sink: SmtpSink
-):
-    campaign = _started(make_campaign, make_account, 8)
-    claimed = sending.claim(campaign.pk, 8)
-    slow_or_refused_commit("refuse")  # this session only: the retry comes on a new connection
-
-    with Transport(connections=8) as transport:
-        assert sending.send_claimed(transport, campaign, claimed) == 8
-
-    sent = Delivery.objects.filter(status="sent", token_hash__isnull=False)
-    assert sent.count() == 8  # recorded, personal links included
-    Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
-    assert _send_everything(campaign) == 0  # so never sent again
-    assert smtp_sink.recipients() == {f"m{number}@example.jp": 1 for number in range(8)}

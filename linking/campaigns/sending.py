@@ -14,14 +14,18 @@ Exactly once per delivery:
   discards them at the server;
 - so a task that runs twice, or two senders on one delivery, send it once: only one
   UPDATE can turn a row from "sending" to "sent".
-What is left: a sender that dies after a batch's commit and before its "."s are
-written loses the emails still waiting for their "." (marked sent, never resent; at
-most CAMPAIGN_SMTP_CONNECTIONS emails per sender process). On PostgreSQL the COMMIT
-is written without waiting for its answer and the "."s follow at once, so that gap is
-a few writes long, not a database round trip (unawaited.py). Such emails are not lost
-silently: a delivery is confirmed (confirmed_at) once the server answered its "." with
-250, so staff see those sent but never confirmed. Should the COMMIT itself fail after
-the "."s went out, the batch is recorded as sent once the database answers again.
+- commit point: the batch's COMMIT and its emails' "."s leave together, in one system
+  call on PostgreSQL (commit_point.py), so a sender killed at any moment has sent
+  the batch and committed it, or neither: then the server discards the unfinished
+  emails, the database rolls back, and the batch is sent again once its lease runs
+  out. A delivery is confirmed (confirmed_at) once the server answered its "." with
+  250.
+What is left, where the COMMIT must go before the "."s (SQLite, no io_uring, an
+encrypted database connection): a sender that dies between the two loses the
+emails still waiting for their "." (marked sent, never resent; at most
+CAMPAIGN_SMTP_CONNECTIONS emails per sender process), not silently: staff see them
+sent but never confirmed. Should the COMMIT itself fail after the "."s went out, the
+batch is recorded as sent once the database answers again.
 """
 
 import hashlib
@@ -50,7 +54,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from accounts import consent
-from linking.campaigns import content, rate_limit, unawaited
+from linking.campaigns import commit_point, content, rate_limit
 from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
 from linking.campaigns.transport import ConnectionLost, Item, Transport
 from linking.models import LegacyAccount
@@ -193,7 +197,7 @@ def send_batch(
     by_pk = {delivery.pk: delivery for delivery in batch}
     sent_at = timezone.now()
 
-    def commit(ready: list[Item]) -> tuple[set[int], Callable[[], None]]:
+    def commit(ready: list[Item]) -> tuple[set[int], commit_point.Pending]:
         return _commit(campaign, [by_pk[item.key] for item in ready], tokens, sent_at)
 
     outcomes = transport.send(items, commit)
@@ -246,13 +250,12 @@ def _sendable() -> Q:
 
 def _commit(
     campaign: Campaign, deliveries: list[Delivery], tokens: dict[int, str], sent_at
-) -> tuple[set[int], Callable[[], None]]:
+) -> tuple[set[int], commit_point.Pending]:
     """Mark "sent", in one statement, those of the deliveries still ours and still
-    sendable: their keys (only these may be finished at the server), and a function
-    to call once their "."s are written, which reads the answer to the COMMIT (sent
-    without waiting for it, see unawaited.py)."""
+    sendable: their keys (only these may be finished at the server), and the
+    transaction, whose COMMIT goes out with their "."s (commit_point.py)."""
     if not deliveries:
-        return set(), unawaited.settled
+        return set(), commit_point.COMMITTED
     pks = [delivery.pk for delivery in deliveries]
     name = deliveries[0].claim
     ours = Delivery.objects.filter(pk__in=pks, claim=name, status=Delivery.Status.SENDING)
@@ -278,19 +281,30 @@ def _commit(
             ).values_list("pk", flat=True)
         )
 
-    keys, answer = unawaited.commit_unawaited(mark)
+    keys, pending = commit_point.begin(mark)
+    if not keys:
+        return keys, pending
+    return keys, _Recorded(pending, lambda: ours.filter(pk__in=keys).update(**sent))
 
-    def settle() -> None:
-        """Should the COMMIT have failed (the database went away in between), the
-        emails are at the server all the same: record them as sent once the database
-        answers again, or they would go out twice when their lease runs out."""
+
+class _Recorded(commit_point.Pending):
+    """A batch's transaction. Should its COMMIT fail once the "."s went out (the
+    database went away in between), the emails are at the server all the same: they
+    are recorded as sent once the database answers again, or they would go out
+    twice when their lease runs out."""
+
+    def __init__(self, pending: commit_point.Pending, record: Callable[[], object]) -> None:
+        self.pending = pending
+        self.record = record
+
+    def send(self, writes):
+        return self.pending.send(writes)
+
+    def answer(self) -> None:
         try:
-            answer()
+            self.pending.answer()
         except DatabaseError:
-            if keys:
-                _retrying(lambda: ours.filter(pk__in=keys).update(**sent))
-
-    return keys, settle
+            _retrying(self.record)
 
 
 def _retrying(write: Callable[[], object]) -> None:

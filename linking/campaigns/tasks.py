@@ -2,15 +2,18 @@
 (settings), so a task whose worker died runs again; every service here is safe to
 run twice."""
 
+import logging
 import time
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+from celery.signals import worker_process_init
+from django.db import InterfaceError, OperationalError, connection
 
-from linking.campaigns import control, planning, sending
+from linking.campaigns import commit_point, control, planning, sending
 from linking.campaigns.models import Campaign
 from linking.campaigns.transport import Transport
 
+logger = logging.getLogger(__name__)
 MAX_TRANSPORT_RETRIES = 10
 MAX_DATABASE_RETRIES = 10
 RUN_SECONDS = 5
@@ -61,3 +64,11 @@ def send(self, campaign_id: int) -> int:
 @shared_task(name="campaigns.tick")
 def tick() -> None:
     control.tick()
+
+
+@worker_process_init.connect
+def _say_how_batches_commit(**kwargs) -> None:
+    try:
+        logger.info("campaign commit point: %s", commit_point.describe())
+    finally:
+        connection.close()  # a pool process opens its own when it needs one

@@ -5,18 +5,18 @@ final "." of DATA and answers 250; a connection that drops before that "." leave
 no message behind. A sender keeps several connections open (CAMPAIGN_SMTP_CONNECTIONS)
 and sends a batch of emails, one per connection, in lock-step: MAIL FROM on every
 connection, then the replies; RCPT TO; DATA; then each message's content except the
-final ".". Then the caller commits "sent" for the whole batch in one database
-statement, and only then is the "." sent on the connections whose email was
-committed. A connection whose email was not committed (another sender owns it, or
-the address was suppressed meanwhile) is closed, which discards the unfinished
-message. So:
+final ".". Then the caller marks "sent" the whole batch in one database statement,
+and the COMMIT of that and the "." of each email it marked leave together
+(commit_point.py; in one system call on plain connections). A connection whose
+email was not marked (another sender owns it, or the address was suppressed
+meanwhile) is closed, which discards the unfinished message. So:
 
-- a crash before the commit leaves no message at the server: nothing was delivered,
-  and the deliveries are sent again later;
-- a crash after the commit, before every "." is written, loses the emails of that
-  batch whose "." was not yet written (at most one batch): they are marked sent and
-  never sent again. Never twice. The caller keeps that gap short: on PostgreSQL its
-  COMMIT goes out unawaited, and settle() reads the answer after the "."s.
+- a crash before that commit point leaves no message at the server and nothing
+  committed: the deliveries are sent again later;
+- a crash after it has sent them and committed them: nothing goes out twice;
+- where the COMMIT must go first (commit_point.py says where), a crash between
+  it and the "."s loses the emails of that batch whose "." was not yet written (at
+  most one batch): marked sent, never sent again. Never twice.
 
 Lock-step across connections pays one round trip per SMTP command for the whole
 batch instead of per email; where the server offers PIPELINING (RFC 2920), MAIL,
@@ -30,6 +30,7 @@ import contextlib
 import re
 import smtplib
 import socket
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -38,7 +39,10 @@ from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
 from django.core.mail.message import EmailMessage
 
+from linking.campaigns import commit_point
+
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+_DOT = b".\r\n"
 
 
 class ConnectionLost(Exception):
@@ -112,13 +116,12 @@ class Transport:
     def send(
         self,
         items: Sequence[Item],
-        commit: Callable[[list[Item]], tuple[set[int], Callable[[], None]]],
+        commit: Callable[[list[Item]], tuple[set[int], commit_point.Pending]],
     ) -> dict[int, Outcome]:
         """Send up to `size` emails; commit(ready) is called once with the emails the
         server is ready to finish and returns the keys marked sent, the only ones
-        finished, and a settle() called once those emails' "."s are written (it reads
-        the answer to a COMMIT sent without waiting, see unawaited.py). Raises
-        ConnectionLost if no connection could be opened."""
+        finished, and their transaction, whose COMMIT goes out with their "."s
+        (commit_point.py). Raises ConnectionLost if no connection could be opened."""
         if not self.smtp:
             return self._send_other(items, commit)
         if len(items) > self.size:
@@ -139,7 +142,7 @@ class Transport:
             except (smtplib.SMTPException, OSError) as exc:
                 outcomes[item.key] = self._broken(item, exc)
         try:
-            committed, settle = commit([item for item, _connection in ready])
+            committed, pending = commit([item for item, _connection in ready])
         except BaseException:
             # No "." after a failed commit: close the connections inside DATA, which
             # discards those messages (if the commit did reach the database, they
@@ -149,13 +152,13 @@ class Transport:
             raise
         finishing = [(item, connection) for item, connection in ready if item.key in committed]
         try:
-            for item, connection in finishing:
-                try:
-                    connection.send(b".\r\n")
-                except (smtplib.SMTPException, OSError) as exc:
-                    outcomes[item.key] = self._broken(item, exc, committed=True)
-        finally:
-            settle()
+            self._finish(finishing, pending, outcomes)
+        except BaseException:
+            # The COMMIT could not be sent (so no "." was): as after a failed commit.
+            for item, _connection in ready:
+                self._drop(item)
+            raise
+        pending.answer()
         for item, _connection in ready:
             if item.key not in committed:
                 # Inside DATA a transaction cannot be reset: closing the connection
@@ -172,6 +175,28 @@ class Transport:
                 continue
             outcomes[item.key] = _classify(code, reply, committed=True)
         return outcomes
+
+    def _finish(self, finishing: list, pending: commit_point.Pending, outcomes) -> None:
+        """Write the final "."s with the COMMIT: in one system call, where the
+        connections are plain (a TLS connection's bytes are for its own layer to
+        write, after the COMMIT). A connection that broke gets "unknown"."""
+        plain = [pair for pair in finishing if not isinstance(pair[1].sock, ssl.SSLSocket)]
+        results = pending.send([(connection.sock.fileno(), _DOT) for _item, connection in plain])
+        left = {item.key: _DOT for item, _connection in finishing}
+        for (item, _connection), result in zip(plain, results, strict=True):
+            if isinstance(result, BlockingIOError):
+                continue  # no room after all: written below, as a TLS one is
+            if isinstance(result, OSError):
+                outcomes[item.key] = self._broken(item, result, committed=True)
+                del left[item.key]
+            else:
+                left[item.key] = _DOT[result:]
+        for item, connection in finishing:
+            if left.get(item.key):
+                try:
+                    connection.send(left[item.key])
+                except (smtplib.SMTPException, OSError) as exc:
+                    outcomes[item.key] = self._broken(item, exc, committed=True)
 
     def _envelope(self, live: list, outcomes: dict[int, Outcome]) -> list:
         """MAIL, RCPT and DATA on every connection; those that reached 354."""
@@ -222,8 +247,9 @@ class Transport:
         return live
 
     def _send_other(self, items: Sequence[Item], commit) -> dict[int, Outcome]:
-        committed, settle = commit(list(items))
-        settle()
+        committed, pending = commit(list(items))
+        pending.send([])
+        pending.answer()
         outcomes = {}
         for item in items:
             if item.key not in committed:
