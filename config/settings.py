@@ -147,14 +147,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-elif DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool(
-    "DB_PREPARED_STATEMENTS", True
-):
-    # Django's own queries are bound client-side and never prepared; this lets the
-    # API's resolve query ask psycopg to prepare it (linking/api/selectors.py), and
-    # nothing else. Turn off behind a pooler that cannot keep prepared statements
-    # (PgBouncer in transaction mode before 1.21).
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
+# Django's own queries are bound client-side and never prepared; the API's resolve
+# query is prepared once per connection (linking/api/selectors.py), and nothing else.
+# Turn off behind a pooler that cannot keep prepared statements (PgBouncer in
+# transaction mode before 1.21).
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: allauth's rate limits live here, so production points it at Redis to share

@@ -69,6 +69,8 @@ def test_a_client_resolves_a_linked_account_to_its_unified_id(
     body = response.json()
     assert body["unified_id"] == customer.unified_id
     assert (body["service"], body["external_id"]) == ("store", "S0001")
+    account.refresh_from_db()
+    assert body["linked_at"] == account.linked_at.isoformat()
 
 
 def test_an_unlinked_or_unknown_account_is_not_found(store_client, store, make_account):
@@ -383,3 +385,71 @@ def test_resolve_on_a_kept_connection_sends_no_health_check_query(
     sent = [line for line in trace.read_text().splitlines() if line.startswith("F")]
     assert not any("SELECT 1" in line for line in sent), sent
     assert sum("\tBind\t" in line for line in sent) == 1, sent  # the prepared read, once
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("prepared", [True, False])
+def test_resolve_reads_the_same_with_or_without_a_prepared_statement(
+    store_client, store, make_account, customer, settings, prepared, tmp_path
+):
+    # Behind a pooler that cannot keep prepared statements (DB_PREPARED_STATEMENTS=0)
+    # the read goes unnamed each time.
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no prepared statements to keep")
+    settings.DB_PREPARED_STATEMENTS = prepared
+    account = make_account("S0001", service=store)
+    _link(account, customer)
+    token = fetch_token(store_client)
+
+    trace = tmp_path / "libpq.trace"
+    connection.close()  # a new session, with nothing prepared yet
+    with trace.open("w") as file:
+        connection.ensure_connection()
+        connection.connection.pgconn.trace(file.fileno())
+        answers = [_resolve(token, "store", "S0001").json() for _ in range(3)]
+        connection.connection.pgconn.untrace()
+
+    account.refresh_from_db()
+    assert (
+        answers
+        == [
+            {
+                "service": "store",
+                "external_id": "S0001",
+                "unified_id": customer.unified_id,
+                "linked_at": account.linked_at.isoformat(),
+            }
+        ]
+        * 3
+    )
+    parses = [
+        line.split("\tParse\t")[1].split('"SELECT')[0].strip()
+        for line in trace.read_text().splitlines()
+        if "\tParse\t" in line and "linking_legacyaccount" in line
+    ]
+    if prepared:
+        assert parses == ['"linking_api_resolve"']  # once, then only bound
+    else:
+        assert parses == ['""'] * 3  # the unnamed statement, each time
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resolve_prepares_its_statement_again_when_the_session_lost_it(
+    store_client, store, make_account, customer
+):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no prepared statements to lose")
+    _link(make_account("S0001", service=store), customer)
+    token = fetch_token(store_client)
+    assert _resolve(token, "store", "S0001").status_code == 200
+
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # as a pooler's DISCARD ALL does
+
+    response = _resolve(token, "store", "S0001")
+    assert response.status_code == 200
+    assert response.json()["unified_id"] == customer.unified_id
