@@ -453,3 +453,16 @@ def test_resolve_prepares_its_statement_again_when_the_session_lost_it(
     response = _resolve(token, "store", "S0001")
     assert response.status_code == 200
     assert response.json()["unified_id"] == customer.unified_id
+
+
+def test_the_apis_4xx_answers_are_audited_not_logged_as_warnings(store_client, client, caplog):
+    token = fetch_token(store_client)
+
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert _resolve(token, "store", "NO-SUCH").status_code == 404
+        assert _get("not-a-token", reverse("api:resolve"), service="store").status_code == 401
+        assert client.get("/no-such-page/").status_code == 404
+
+    logged = [record.getMessage() for record in caplog.records if record.name == "django.request"]
+    assert logged == ["Not Found: /no-such-page/"]
+    assert ApiCall.objects.filter(status=404).count() == 1
