@@ -1,6 +1,8 @@
 from allauth import app_settings as allauth_settings
 from allauth.account.adapter import get_adapter as get_account_adapter
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest
 
 from linking.models import ActorKind, AuditEvent, LegacyAccount
@@ -10,16 +12,28 @@ from linking.models import ActorKind, AuditEvent, LegacyAccount
 # audit, and callers come from a handful of addresses.
 _known_ips: dict[tuple, str | None] = {}
 _KNOWN_IPS_MAX = 10_000
+# allauth's proxy settings, (TRUSTED_PROXY_COUNT, TRUSTED_CLIENT_IP_HEADER): each read
+# through allauth's settings object cost as much as the lookup above.
+_proxies: tuple[int, str | None] | None = None
+
+
+@receiver(setting_changed)
+def _forget_proxies(**kwargs) -> None:
+    global _proxies
+    _proxies = None
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
     """The client's address as allauth's rate limits see it (TRUSTED_PROXY_COUNT)."""
+    global _proxies
     if request is None:
         return None
-    header = allauth_settings.TRUSTED_CLIENT_IP_HEADER
+    if _proxies is None:
+        _proxies = (allauth_settings.TRUSTED_PROXY_COUNT, allauth_settings.TRUSTED_CLIENT_IP_HEADER)
+    count, header = _proxies
     meta = request.META
     key = (
-        allauth_settings.TRUSTED_PROXY_COUNT,
+        count,
         header,
         meta.get("REMOTE_ADDR"),
         meta.get("HTTP_X_FORWARDED_FOR"),

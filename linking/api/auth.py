@@ -12,12 +12,15 @@ seconds.
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from allauth.idp.oidc.adapter import get_adapter
 from allauth.idp.oidc.models import Token
 from django.conf import settings
 from django.core.cache import cache
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -54,7 +57,7 @@ def authenticate(request: HttpRequest) -> ApiClient | None:
     token = bearer_token(request)
     if token is None:
         return None
-    token_hash = get_adapter().hash_token(token)
+    token_hash = _hash(token)
     now = time.time()
     known = _local.get(token_hash)
     if known is not None and known[0] > now:
@@ -71,6 +74,24 @@ def authenticate(request: HttpRequest) -> ApiClient | None:
         _local.clear()
     _local[token_hash] = (cached["expires"], client)
     return client
+
+
+# allauth's OIDC adapter's hash_token; building the adapter for each call (an import
+# by name, an instance) cost twice the hashing.
+_hasher: Callable[[str], str] | None = None
+
+
+def _hash(token: str) -> str:
+    global _hasher
+    if _hasher is None:
+        _hasher = get_adapter().hash_token
+    return _hasher(token)
+
+
+@receiver(setting_changed)
+def _forget_hasher(**kwargs) -> None:
+    global _hasher
+    _hasher = None
 
 
 def forget() -> None:
