@@ -7,7 +7,7 @@ import sys
 
 from django.test import Client
 
-from linking.api.call_log import calls
+from linking.api.call_log import call_row, calls
 from linking.api.models import ApiCall
 from tests.api_support import bearer, fetch_token
 from tests.campaign_support import BASE_DIR, database_url_for_worker, wait_until
@@ -70,3 +70,28 @@ assert calls.pending() == 5
         ]
     finally:
         next(database, None)
+
+
+def test_rows_the_database_refuses_wait_and_are_written_once_it_takes_them(
+    transactional_db, settings, caplog
+):
+    # The audit table out of reach (renamed away, as good as a database that does
+    # not answer): the writer keeps the rows and tries again; none is lost or doubled.
+    from django.db import connection
+
+    settings.API_AUDIT_FLUSH_SECONDS = 0.2
+    table = ApiCall._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+    try:
+        for n in range(3):
+            calls.record(call_row("c", "resolve", 200, f"s:{n}", 1, None))
+        wait_until(lambda: "write failed, will retry" in caplog.text, what="a refused write")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+
+    wait_until(lambda: ApiCall.objects.count() == 3, what="the rows written")
+    settings.API_AUDIT_FLUSH_SECONDS = 0
+    wait_until(lambda: not calls.writer_running, what="the writer to stop")
+    assert sorted(ApiCall.objects.values_list("subject", flat=True)) == ["s:0", "s:1", "s:2"]
