@@ -126,7 +126,12 @@ def _write(rows: list[CallRow]) -> None:
     if connection.vendor != "postgresql":
         ApiCall.objects.bulk_create([ApiCall(**row._asdict()) for row in rows], batch_size=1000)
         return
-    with connection.cursor() as cursor, cursor.cursor.copy(_COPY_SQL) as copy:
+    # psycopg's own copy(): its errors are wrapped here, as Django wraps a cursor's.
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.cursor.copy(_COPY_SQL) as copy,
+    ):
         for row in rows:
             copy.write_row(row)
 
