@@ -665,7 +665,11 @@ def _copy_write(service: LegacyService, batches: Iterator[_Prepared]) -> tuple[i
         tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as changed,
     ):
         unchecked = _without_row_checks(cursor, service)
-        with cursor.cursor.copy(_copy_sql("linking_legacyaccount")) as copy:
+        # psycopg's own copy(): its errors are wrapped here, as Django wraps a cursor's.
+        with (
+            connection.wrap_database_errors,
+            cursor.cursor.copy(_copy_sql("linking_legacyaccount")) as copy,
+        ):
             for prepared in batches:
                 new = _items(prepared, NEW)
                 if new:
@@ -681,7 +685,10 @@ def _copy_write(service: LegacyService, batches: Iterator[_Prepared]) -> tuple[i
             return inserted, 0
         cursor.execute(_STAGING_SQL)
         changed.seek(0)
-        with cursor.cursor.copy(_copy_sql("legacy_import_staging")) as copy:
+        with (
+            connection.wrap_database_errors,
+            cursor.cursor.copy(_copy_sql("legacy_import_staging")) as copy,
+        ):
             while chunk := changed.read(1024 * 1024):
                 copy.write(chunk)
         cursor.execute(_merge_sql())
