@@ -26,6 +26,15 @@ class AccountAdapter(DefaultAccountAdapter):
             return f"{reverse('consent')}?{urlencode({'next': url})}"
         return url
 
+    def is_reauthentication_required(self, *, app: str, **kwargs) -> bool:
+        """allauth re-authenticates with a password; a customer who signs in only at
+        IdPs has none and re-authenticates at one of them instead, which the site's
+        own checks require (accounts.reauth: step-up, connecting and disconnecting)."""
+        user = getattr(self.request, "user", None)
+        if user is not None and user.is_authenticated and not user.has_usable_password():
+            return False
+        return super().is_reauthentication_required(app=app, **kwargs)
+
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         """Mail speaks as the product ("統合ID"), not as the request's host name."""
         site = SimpleNamespace(

@@ -325,6 +325,9 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[統合ID] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = _site.scheme
 ACCOUNT_REAUTHENTICATION_TIMEOUT = env_int("REAUTHENTICATION_TIMEOUT", 300)
+# A customer with a password types it again; one without signs in again at their own
+# IdP (accounts.reauth). Not a code by email: a mailbox is not the password.
+ACCOUNT_REAUTHENTICATION_METHODS = ("password",)
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
     "login_failed": "10/m/ip,5/5m/key",

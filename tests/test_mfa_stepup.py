@@ -214,3 +214,28 @@ def test_an_idp_customer_signs_in_again_at_the_idp_then_gives_the_code(
     assert urlsplit(response["Location"]).path == VERIFY
     pass_second_factor(client, device, drift=1)
     assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["password", "idp"])
+def test_a_code_by_email_is_no_way_to_reauthenticate(client, make_customer, fake_idp, kind):
+    # allauth can re-authenticate with a code sent to the customer's email address;
+    # here a customer proves it is them with their password or at their own IdP only.
+    if kind == "password":
+        sign_in_with_password(client, make_customer())
+    else:
+        fake_idp.set_user(LINE, sub="U-reauth", name="LINE 太郎")
+        fake_idp.sign_in(client, LINE)
+        customer = SocialAccount.objects.get(uid="U-reauth").user
+        EmailAddress.objects.create(
+            user=customer, email="line@example.jp", verified=True, primary=True
+        )
+    _age_authentication(client)
+
+    assert client.get("/accounts/reauthenticate/code/").status_code == 403
+    assert client.post("/accounts/reauthenticate/code/").status_code == 403
+    response = client.get("/me/export/?download=1")
+    assert response.status_code == 302
+    expected = (
+        "/accounts/reauthenticate/" if kind == "password" else "/accounts/reauthenticate/idp/"
+    )
+    assert urlsplit(response["Location"]).path == expected
