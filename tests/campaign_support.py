@@ -81,6 +81,19 @@ class SmtpSink:
         return [message for message in self.snapshot() if str(message["To"]) == address]
 
 
+def send_everything(campaign) -> int:
+    """Sender runs in this process until the campaign has nothing left to send now;
+    how many emails went out."""
+    from linking.campaigns import sending
+
+    sent = 0
+    while True:
+        run = sending.send_chunk(campaign.pk)
+        sent += run.sent
+        if not run.again or run.wait_seconds:
+            return sent
+
+
 def wait_until(condition: Callable[[], bool], *, what: str, seconds: float = WAIT_SECONDS) -> None:
     deadline = time.monotonic() + seconds
     while not condition():

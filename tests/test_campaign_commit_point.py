@@ -19,7 +19,7 @@ from django.utils import timezone
 from linking.campaigns import commit_point, planning, selectors, sending
 from linking.campaigns.models import Campaign, Delivery
 from linking.campaigns.transport import Transport
-from tests.campaign_support import BASE_DIR, SmtpSink, database_url_for_worker
+from tests.campaign_support import BASE_DIR, SmtpSink, database_url_for_worker, send_everything
 
 pytest_plugins = ["tests.fixtures.campaigns"]
 
@@ -131,12 +131,7 @@ def _send_everything(campaign: Campaign) -> int:
     Delivery.objects.filter(status="sending").update(
         lease_until=timezone.now() - timedelta(seconds=1)
     )
-    sent = 0
-    while True:
-        run = sending.send_chunk(campaign.pk)
-        sent += run.sent
-        if not run.again or run.wait_seconds:
-            return sent
+    return send_everything(campaign)
 
 
 @pytest.fixture

@@ -24,18 +24,9 @@ from linking.campaigns import (
 from linking.campaigns.commit_point import COMMITTED
 from linking.campaigns.models import Campaign, Delivery, Suppression
 from linking.campaigns.transport import Item, Transport
-from tests.campaign_support import SmtpSink
+from tests.campaign_support import SmtpSink, send_everything
 
 pytest_plugins = ["tests.fixtures.campaigns"]
-
-
-def _send_everything(campaign: Campaign) -> int:
-    sent = 0
-    while True:
-        run = sending.send_chunk(campaign.pk)
-        sent += run.sent
-        if not run.again or run.wait_seconds:
-            return sent
 
 
 def _start(campaign: Campaign) -> None:
@@ -110,7 +101,7 @@ def test_it_sends_each_delivery_once_as_multipart_mail_with_unsubscribe_headers(
     campaign = make_campaign(services=[store])
     _start(campaign)
 
-    assert _send_everything(campaign) == 2
+    assert send_everything(campaign) == 2
 
     assert smtp_sink.recipients() == {"hanako@example.jp": 1, "jane@example.com": 1}
     japanese = smtp_sink.to("hanako@example.jp")[0]
@@ -141,7 +132,7 @@ def test_the_personal_link_is_stored_only_as_a_hash_with_an_expiry(
     make_account("S1", email="a@example.jp")
     campaign = make_campaign(link_valid_days=14)
     _start(campaign)
-    _send_everything(campaign)
+    send_everything(campaign)
 
     delivery = Delivery.objects.get()
     text = smtp_sink.to("a@example.jp")[0].get_body(("plain",)).get_content()
@@ -157,8 +148,8 @@ def test_a_sender_run_that_is_repeated_sends_nothing_again(
 ):
     campaign = _started(make_campaign, make_account, 30)
 
-    _send_everything(campaign)
-    _send_everything(campaign)
+    send_everything(campaign)
+    send_everything(campaign)
 
     assert smtp_sink.count() == 30
     assert max(smtp_sink.recipients().values()) == 1
@@ -174,7 +165,7 @@ def test_a_sender_that_lost_its_claim_sends_nothing(
     slow = sending.claim(campaign.pk, 10)
     # The slow sender's lease runs out; another sender takes the delivery and sends it.
     Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
-    assert _send_everything(campaign) == 1
+    assert send_everything(campaign) == 1
 
     with Transport() as transport:
         assert sending.send_claimed(transport, campaign, slow) == 0
@@ -191,7 +182,7 @@ def test_suppression_is_checked_right_before_each_send(
     _start(campaign)
     unsubscribe.unsubscribe(Delivery.objects.get(email_key="b@example.jp"))
 
-    _send_everything(campaign)
+    send_everything(campaign)
 
     assert smtp_sink.recipients() == {"a@example.jp": 1}
     skipped = Delivery.objects.get(email_key="b@example.jp")
@@ -209,7 +200,7 @@ def test_temporary_smtp_errors_are_retried_later_and_permanent_ones_recorded(
     campaign = make_campaign()
     _start(campaign)
 
-    _send_everything(campaign)
+    send_everything(campaign)
 
     later = Delivery.objects.get(email_key="later@example.jp")
     assert (later.status, later.attempts) == ("pending", 1)
@@ -222,7 +213,7 @@ def test_temporary_smtp_errors_are_retried_later_and_permanent_ones_recorded(
 
     del smtp_sink.reply_for["later@example.jp"]
     Delivery.objects.filter(pk=later.pk).update(not_before=timezone.now())
-    _send_everything(campaign)
+    send_everything(campaign)
     assert smtp_sink.recipients() == {"fine@example.jp": 1, "later@example.jp": 1}
 
 
@@ -263,7 +254,7 @@ def test_a_finished_step_finishes_the_campaign(make_campaign, make_account, smtp
     campaign = make_campaign()
     _start(campaign)
 
-    _send_everything(campaign)
+    send_everything(campaign)
 
     campaign.refresh_from_db()
     assert campaign.status == "finished" and campaign.finished_at is not None
@@ -277,12 +268,12 @@ def test_reminders_go_only_to_those_reached_who_have_not_linked(
     unsubscribed = make_account("S3", email="c@example.jp")
     campaign = make_campaign(steps=(0, 3))
     _start(campaign)
-    _send_everything(campaign)
+    send_everything(campaign)
     claims.link(account=linked_since, customer=customer, proof="code", request=None)
     unsubscribe.unsubscribe(Delivery.objects.get(account=unsubscribed))
 
     planning.plan_step(campaign=campaign, number=3)
-    _send_everything(campaign)
+    send_everything(campaign)
 
     reminders = [m for m in smtp_sink.snapshot() if ".3." in str(m["Message-ID"])]
     assert [str(m["To"]) for m in reminders] == ["b@example.jp"]
@@ -434,7 +425,7 @@ def test_a_failed_commit_leaves_the_batch_to_be_sent_once_later(
     assert Delivery.objects.filter(status="sending").count() == 12
     # The dead sender's lease runs out; the next sender sends everything once.
     Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
-    assert _send_everything(campaign) == 12
+    assert send_everything(campaign) == 12
     assert smtp_sink.recipients() == {f"m{number}@example.jp": 1 for number in range(12)}
 
 
