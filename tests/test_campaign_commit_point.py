@@ -13,12 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from linking.campaigns import commit_point, planning, selectors, sending
 from linking.campaigns.models import Campaign, Delivery
-from linking.campaigns.transport import Transport
+from linking.campaigns.transport import Item, Transport
 from tests.campaign_support import BASE_DIR, SmtpSink, database_url_for_worker, send_everything
 
 pytest_plugins = ["tests.fixtures.campaigns"]
@@ -42,7 +42,7 @@ from django.urls import reverse
 from django.utils import timezone
 from linking.campaigns import sending
 from linking.campaigns.models import Campaign
-from linking.campaigns.transport import Transport
+from linking.campaigns.transport import Item, Transport
 from linking.campaigns import content
 from linking.models import LegacyAccount, LegacyService
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
@@ -362,6 +362,83 @@ def test_a_commit_that_fails_after_the_dots_is_recorded_once_the_database_answer
     Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
     assert _send_everything(campaign) == 0  # so never sent again
     assert smtp_sink.recipients() == {f"m{number}@example.jp": 1 for number in range(8)}
+
+
+def _select_42() -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 42")
+        return cursor.fetchone()
+
+
+@pytest.mark.postgres
+def test_a_commit_answered_with_rollback_is_a_failure(on_postgres, make_campaign):
+    # A transaction that failed and went on (its error swallowed) is rolled back at
+    # COMMIT, and PostgreSQL says so without an error: the answer's "ROLLBACK".
+    campaign = make_campaign(name="before")
+
+    def work():
+        Campaign.objects.filter(pk=campaign.pk).update(name="after")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 / 0")
+        except DatabaseError:
+            pass
+
+    _result, pending = commit_point.begin(work)
+    assert pending.send([]) == []
+    with pytest.raises(DatabaseError, match="rolled back"):
+        pending.answer()
+
+    assert Campaign.objects.get(pk=campaign.pk).name == "before"
+    assert _select_42() == (42,)
+
+
+@pytest.mark.postgres
+def test_a_setting_undone_at_commit_leaves_libpq_nothing_stale(on_postgres):
+    # The server reports a parameter's value as it changes back at COMMIT; libpq never
+    # reads that answer, so the connection it would go on believing is given up.
+    def work():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL TimeZone = 'Pacific/Auckland'")
+
+    _result, pending = commit_point.begin(work)
+    pending.send([])
+    pending.answer()
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW TimeZone")
+        (server,) = cursor.fetchone()
+        assert server != "Pacific/Auckland"
+        assert cursor.connection.info.parameter_status("TimeZone") == server
+
+
+@pytest.mark.postgres
+def test_a_batch_whose_writes_fail_after_its_commit_leaves_no_stale_answer(
+    on_postgres, smtp_sink: SmtpSink
+):
+    # The COMMIT went out, then the sender failed before reading its answer: the
+    # connection is given up, or the next query would read the COMMIT's answer.
+    class SendThenFail(commit_point.Pending):
+        def __init__(self, pending: commit_point.Pending) -> None:
+            self.pending = pending
+
+        def send(self, writes):
+            self.pending.send(writes)
+            raise OSError("the sender failed after its writes")
+
+        def abandon(self) -> None:
+            self.pending.abandon()
+
+    def commit(ready):
+        _result, pending = commit_point.begin(lambda: None)
+        return {item.key for item in ready}, SendThenFail(pending)
+
+    item = Item(key=1, sender="from@example.jp", recipient="m@example.jp")
+    item.data = b"To: m@example.jp\r\nSubject: x\r\n\r\nbody\r\n"
+    with Transport(connections=1) as transport, pytest.raises(OSError, match="after its writes"):
+        transport.send([item], commit)
+
+    assert _select_42() == (42,)
 
 
 def test_the_worker_says_how_its_batches_commit(transactional_db, settings):

@@ -12,12 +12,14 @@ commits a COMMIT it has received even when its client has died by then.
 
 Elsewhere the COMMIT goes first and the "."s follow, and a sender killed between
 them loses those emails (marked sent, never confirmed, never sent twice):
-- without io_uring (or with CAMPAIGN_ATOMIC_FINISH off), the same writes, in turn;
+- without io_uring, or where a socket has no room for ten seconds (or with
+  CAMPAIGN_ATOMIC_FINISH off): the whole COMMIT, then the "."s;
 - over TLS or GSSAPI encryption, which only libpq can write: libpq sends the COMMIT
   and its answer is read after the "."s;
 - on SQLite, or inside an outer transaction (a test's), the commit is awaited.
 """
 
+import logging
 import os
 import select
 from collections.abc import Callable, Sequence
@@ -30,6 +32,8 @@ from psycopg import errors, generators, pq
 
 from linking.campaigns import together
 
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T")
 Write = tuple[int, bytes]
 
@@ -41,13 +45,18 @@ _ANSWER_SECONDS = 600.0  # a COMMIT that long unanswered: the connection is give
 class Pending:
     """A transaction ready to commit. send(writes) writes its COMMIT and then each
     (fd, bytes) of writes (in one system call where it can); answer() then reads
-    whether the COMMIT succeeded, raising DatabaseError if not."""
+    whether the COMMIT succeeded, raising DatabaseError if not. abandon() gives the
+    database connection up when send() failed, since its COMMIT's answer would be
+    left unread on it."""
 
     def send(self, writes: Sequence[Write]) -> list[int | OSError]:
-        return together.write_all(writes, at_once=False)
+        return together.write_each(writes)
 
     def answer(self) -> None:
         """Committed already (awaited, or nothing to commit)."""
+
+    def abandon(self) -> None:
+        """Nothing is left on the connection."""
 
 
 COMMITTED = Pending()
@@ -109,23 +118,49 @@ class _Plain(Pending):
         self.written: int | OSError = 0
 
     def send(self, writes: Sequence[Write]) -> list[int | OSError]:
-        results = together.write_all([(self.fd, _COMMIT), *writes], at_once=self.atomic)
-        # No room after all (BlockingIOError): the COMMIT is written in answer().
-        self.written = 0 if isinstance(results[0], BlockingIOError) else results[0]
-        return results[1:]
+        if self.atomic:
+            results = together.write_at_once([(self.fd, _COMMIT), *writes])
+            if results is not None:
+                written = results[0]
+                if isinstance(written, BlockingIOError):
+                    written = 0
+                if not isinstance(written, OSError) and written < len(_COMMIT):
+                    # The socket had room a moment before; should the COMMIT still
+                    # not have left whole, the rest follows the "."s in answer().
+                    logger.warning(
+                        "COMMIT: %d of %d bytes left with the dots", written, len(_COMMIT)
+                    )
+                self.written = written
+                return results[1:]
+        # Not in one call: the whole COMMIT first, then the writes.
+        with connection.wrap_database_errors:
+            _write_rest(self.fd, _COMMIT)
+        self.written = len(_COMMIT)
+        return together.write_each(writes)
 
     def answer(self) -> None:
         with connection.wrap_database_errors:
-            if isinstance(self.written, OSError):
-                raise psycopg.OperationalError(f"COMMIT not sent: {self.written}")
-            _write_rest(self.fd, _COMMIT[self.written :])
-            failure = _read_answer(self.fd)
-            # libpq saw neither the COMMIT nor its answer and still believes the
-            # transaction open: an empty query's answer tells it otherwise.
-            self.raw.pgconn.send_query(b"")
-            self.raw.wait(generators.execute(self.raw.pgconn))
+            try:
+                if isinstance(self.written, OSError):
+                    raise psycopg.OperationalError(f"COMMIT not sent: {self.written}")
+                _write_rest(self.fd, _COMMIT[self.written :])
+                failure, out_of_step = _read_answer(self.fd)
+                # libpq saw neither the COMMIT nor its answer and still believes the
+                # transaction open: an empty query's answer tells it otherwise.
+                self.raw.pgconn.send_query(b"")
+                self.raw.wait(generators.execute(self.raw.pgconn))
+            except BaseException:
+                self.abandon()
+                raise
+            if out_of_step:
+                # A parameter the server reported changed (a SET LOCAL undone): libpq
+                # did not see it, so the connection is not used again.
+                connection.close()
             if failure is not None:
                 raise failure
+
+    def abandon(self) -> None:
+        connection.close()
 
 
 class _Libpq(Pending):
@@ -143,11 +178,23 @@ class _Libpq(Pending):
 
     def answer(self) -> None:
         with connection.wrap_database_errors:
-            results = self.raw.wait(generators.fetch_many(self.raw.pgconn))
-            if not results or results[-1].status != pq.ExecStatus.COMMAND_OK:
-                if results and results[-1].status == pq.ExecStatus.FATAL_ERROR:
-                    raise errors.error_from_result(results[-1])
+            try:
+                results = self.raw.wait(generators.fetch_many(self.raw.pgconn))
+            except BaseException:
+                self.abandon()
+                raise
+            if not results:
                 raise errors.OperationalError("COMMIT got no answer")
+            last = results[-1]
+            if last.status == pq.ExecStatus.FATAL_ERROR:
+                raise errors.error_from_result(last)
+            if last.status != pq.ExecStatus.COMMAND_OK or last.command_status != b"COMMIT":
+                raise errors.TransactionRollback(
+                    f"COMMIT answered {last.command_status!r}: the transaction was rolled back"
+                )
+
+    def abandon(self) -> None:
+        connection.close()
 
 
 def _write_rest(fd: int, data: bytes) -> None:
@@ -162,10 +209,14 @@ def _write_rest(fd: int, data: bytes) -> None:
             raise psycopg.OperationalError(f"COMMIT not sent: {exc}") from exc
 
 
-def _read_answer(fd: int) -> psycopg.Error | None:
-    """Read the server's messages up to ReadyForQuery: the COMMIT's error, if any.
-    Reads exactly that far, so nothing meant for libpq is taken."""
+def _read_answer(fd: int) -> tuple[psycopg.Error | None, bool]:
+    """Read the server's messages up to ReadyForQuery: the COMMIT's failure, if it
+    did not commit, and whether a message libpq keeps track of (a parameter's new
+    value, a notification) was among them. Reads exactly that far, so nothing meant
+    for libpq is taken."""
     failure = None
+    tag = None
+    out_of_step = False
     while True:
         header = _read_exactly(fd, 5)
         kind, length = header[:1], int.from_bytes(header[1:], "big")
@@ -177,9 +228,18 @@ def _read_answer(fd: int) -> psycopg.Error | None:
                 if field
             )
             failure = _error_class(fields.get(b"C", ""))(fields.get(b"M", "COMMIT failed"))
+        elif kind == b"C":
+            tag = body.rstrip(b"\0")
         elif kind == b"Z":
-            return failure
-        elif kind not in (b"C", b"N", b"S", b"A"):
+            if failure is None and (tag != b"COMMIT" or body != b"I"):
+                # COMMIT of a failed transaction answers ROLLBACK, without an error.
+                failure = errors.TransactionRollback(
+                    f"COMMIT answered {tag!r} ({body!r}): the transaction was rolled back"
+                )
+            return failure, out_of_step
+        elif kind in (b"S", b"A"):
+            out_of_step = True
+        elif kind != b"N":
             raise psycopg.OperationalError(f"unexpected answer to COMMIT: {kind!r}")
 
 

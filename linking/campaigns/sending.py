@@ -300,6 +300,9 @@ class _Recorded(commit_point.Pending):
     def send(self, writes):
         return self.pending.send(writes)
 
+    def abandon(self) -> None:
+        self.pending.abandon()
+
     def answer(self) -> None:
         try:
             self.pending.answer()

@@ -10,12 +10,14 @@ written to a socket, so writes made inside one system call stand or fall togethe
 Linux's io_uring takes them in one io_uring_enter: the writes are queued on the
 submission ring and the kernel issues each in turn before the call returns (small
 writes to sockets with room in their send buffers complete at once, without
-waiting, which write_all checks first).
+waiting, which write_at_once makes sure of first).
 
-Without io_uring (another kernel, or a seccomp profile that forbids it) write_all
-writes one after another in the order given; available() tells which.
+Without io_uring (another kernel, one without its send operation, or a seccomp
+profile that forbids it) write_at_once declines and the caller writes one after
+another (write_each); available() tells which.
 """
 
+import contextlib
 import ctypes
 import errno
 import mmap
@@ -24,11 +26,13 @@ import select
 import socket
 import struct
 import threading
+import time
+import weakref
 from collections.abc import Sequence
 
 _SYS_IO_URING_SETUP = 425  # the same number on x86-64 and arm64
 _SYS_IO_URING_ENTER = 426
-_OP_SEND = 26
+_OP_SEND = 26  # Linux 5.6
 _ENTER_GETEVENTS = 1
 _SETUP_SUBMIT_ALL = 1 << 7  # go on past a write that fails (Linux 5.18)
 _FEAT_SINGLE_MMAP = 1
@@ -37,14 +41,18 @@ _OFF_CQ_RING = 0x8000000
 _OFF_SQES = 0x10000000
 _SQE_SIZE = 64
 _CQE_SIZE = 16
-_ENTRIES = 64  # the most writes one call can take
+_MIN_ENTRIES = 64
+_MAX_ENTRIES = 4096  # the most writes one call takes; more are written one by one
 _PARAMS = struct.Struct("=10I10I10I")  # io_uring_params: 10 words, sq_off, cq_off
 _SQE = struct.Struct("=BBHiQQIIQHHiQQ")
 _CQE = struct.Struct("=QiI")
 _U32 = struct.Struct("=I")
+_ROOM_SECONDS = 10.0  # how long write_at_once waits for room on every socket
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+
+Result = int | OSError
 
 
 class _NotSubmitted(OSError):
@@ -54,29 +62,56 @@ class _NotSubmitted(OSError):
 class _Ring:
     """One io_uring instance: its submission and completion rings, mapped."""
 
-    def __init__(self) -> None:
+    def __init__(self, entries: int) -> None:
         for flags in (_SETUP_SUBMIT_ALL, 0):
             params = ctypes.create_string_buffer(_PARAMS.pack(0, 0, flags, *[0] * 27), _PARAMS.size)
-            fd = _libc.syscall(_SYS_IO_URING_SETUP, ctypes.c_uint(_ENTRIES), params)
+            fd = _libc.syscall(ctypes.c_long(_SYS_IO_URING_SETUP), ctypes.c_uint(entries), params)
             if fd >= 0 or ctypes.get_errno() != errno.EINVAL:
                 break
         if fd < 0:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code))
         self.fd = fd
+        # Closed when the ring is dropped: at a thread's end, or in a forked child
+        # (its copy of the parent's ring).
+        self._closer = weakref.finalize(self, os.close, fd)
         words = _PARAMS.unpack(params.raw)
         sq_entries, cq_entries, _flags, _cpu, _idle, features = words[:6]
         (sq_head, sq_tail, sq_mask, _entries, _sq_flags, _dropped, sq_array) = words[10:17]
         (cq_head, cq_tail, cq_mask, _entries, _overflow, cqes) = words[20:26]
         if not features & _FEAT_SINGLE_MMAP:
-            os.close(fd)
+            self.close()
             raise OSError(errno.ENOSYS, "io_uring without a single ring mapping")
+        self.entries = sq_entries
         size = max(sq_array + sq_entries * 4, cqes + cq_entries * _CQE_SIZE)
         flags = mmap.MAP_SHARED | mmap.MAP_POPULATE
-        self.rings = mmap.mmap(fd, size, flags=flags, offset=_OFF_SQ_RING)
-        self.sqes = mmap.mmap(fd, sq_entries * _SQE_SIZE, flags=flags, offset=_OFF_SQES)
+        try:
+            self.rings = mmap.mmap(fd, size, flags=flags, offset=_OFF_SQ_RING)
+            self.sqes = mmap.mmap(fd, sq_entries * _SQE_SIZE, flags=flags, offset=_OFF_SQES)
+        except OSError:
+            self.close()
+            raise
         self.sq = (sq_head, sq_tail, sq_mask, sq_array)
         self.cq = (cq_head, cq_tail, cq_mask, cqes)
+        self._probe()
+
+    def close(self) -> None:
+        self._closer()
+
+    def _probe(self) -> None:
+        """Send one byte through a socket pair: a kernel with io_uring but without
+        its send operation (before 5.6) fails each send, and is not used."""
+        ours, theirs = socket.socketpair()
+        try:
+            results = self.send_all([(ours.fileno(), b"?")])
+            if results != [1] or theirs.recv(1) != b"?":
+                raise OSError(errno.ENOSYS, f"io_uring cannot send here: {results}")
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            ours.close()
+            theirs.close()
 
     def _word(self, offset: int) -> int:
         return _U32.unpack_from(self.rings, offset)[0]
@@ -85,8 +120,12 @@ class _Ring:
         """Queue one send per (fd, data) and submit them in one io_uring_enter; each
         one's result: bytes written, or minus an errno."""
         sq_head, sq_tail, sq_mask, sq_array = self.sq
-        buffers = [ctypes.create_string_buffer(data, len(data)) for _fd, data in writes]
+        cq_head, cq_tail, cq_mask, cqes = self.cq
         tail = self._word(sq_tail)
+        head = self._word(cq_head)
+        if self._word(sq_head) != tail or self._word(cq_tail) != head:
+            raise OSError(errno.EBUSY, "io_uring ring not empty")
+        buffers = [ctypes.create_string_buffer(data, len(data)) for _fd, data in writes]
         for number, ((fd, data), buffer) in enumerate(zip(writes, buffers, strict=True)):
             index = (tail + number) & self._word(sq_mask)
             _SQE.pack_into(
@@ -100,14 +139,17 @@ class _Ring:
         # One call submits every write (and waits for them); calls after it only
         # finish a submission or wait that a signal cut short.
         results: list[int | None] = [None] * len(writes)
-        cq_head, cq_tail, cq_mask, cqes = self.cq
-        head = self._word(cq_head)
         while None in results:
             unsubmitted = (end - self._word(sq_head)) & 0xFFFFFFFF
             if head == self._word(cq_tail) or unsubmitted:
-                waiting = results.count(None)
                 done = _libc.syscall(
-                    _SYS_IO_URING_ENTER, self.fd, unsubmitted, waiting, _ENTER_GETEVENTS, None, 0
+                    ctypes.c_long(_SYS_IO_URING_ENTER),
+                    ctypes.c_uint(self.fd),
+                    ctypes.c_uint(unsubmitted),
+                    ctypes.c_uint(results.count(None)),
+                    ctypes.c_uint(_ENTER_GETEVENTS),
+                    None,
+                    ctypes.c_size_t(0),
                 )
                 if done < 0 and ctypes.get_errno() != errno.EINTR:
                     if unsubmitted == len(writes):
@@ -130,60 +172,82 @@ class _Ring:
 _local = threading.local()
 
 
-def _ring() -> _Ring | None:
-    """This thread's ring (a forked child makes its own), or None without io_uring."""
+def _ring(writes: int = 1) -> _Ring | None:
+    """This thread's ring, with room for `writes` (a forked child makes its own), or
+    None without a usable io_uring."""
     pid = os.getpid()
-    if getattr(_local, "pid", None) != pid:
-        _local.pid = pid
-        try:
-            _local.ring = _Ring()
-        except OSError:
-            _local.ring = None
+    ring = getattr(_local, "ring", None)
+    if getattr(_local, "pid", None) == pid and (ring is None or ring.entries >= writes):
+        return ring
+    if ring is not None:
+        ring.close()  # the parent's copy, or too small
+    _local.pid, _local.ring = pid, None
+    with contextlib.suppress(OSError):  # none here: write_at_once declines
+        _local.ring = _Ring(max(_MIN_ENTRIES, 1 << (writes - 1).bit_length()))
     return _local.ring
 
 
+def _drop_ring() -> None:
+    """After a call that did not finish: the ring's state is not known, so a new one."""
+    ring = getattr(_local, "ring", None)
+    _local.pid, _local.ring = None, None
+    if ring is not None:
+        ring.close()
+
+
 def available() -> bool:
-    """Whether write_all can hand its writes over in one system call here."""
+    """Whether write_at_once can hand writes over in one system call here."""
     return _ring() is not None
 
 
-def write_all(writes: Sequence[tuple[int, bytes]], *, at_once: bool) -> list[int | OSError]:
-    """Write each (fd, data) of `writes`, in order: the bytes written or the error of
-    each. at_once: in one system call, where available; each socket is first waited
-    on until it has room, so that no write has to wait inside that call."""
-    if not writes:
-        return []
-    ring = _ring() if at_once and len(writes) <= _ENTRIES else None
-    if ring is not None:
-        _wait_writable([fd for fd, _data in writes])
-        try:
-            results = ring.send_all(writes)
-        except _NotSubmitted:
-            pass  # nothing was written: one after another, then
-        else:
-            return [
-                result if result >= 0 else OSError(-result, os.strerror(-result))
-                for result in results
-            ]
+def write_at_once(writes: Sequence[tuple[int, bytes]]) -> list[Result] | None:
+    """Write each (fd, data) of `writes` in one system call: the bytes written or the
+    error of each. First waits until every socket has room, so that no write has to
+    wait inside that call. None, having written nothing, where that cannot be done:
+    no usable io_uring, more writes than a call takes, a socket without room after
+    _ROOM_SECONDS, or the call refused."""
+    if not writes or len(writes) > _MAX_ENTRIES:
+        return None
+    ring = _ring(len(writes))
+    if ring is None or not _wait_writable([fd for fd, _data in writes]):
+        return None
+    try:
+        results = ring.send_all(writes)
+    except _NotSubmitted:
+        return None
+    except BaseException:
+        _drop_ring()
+        raise
+    return [result if result >= 0 else OSError(-result, os.strerror(-result)) for result in results]
+
+
+def write_each(writes: Sequence[tuple[int, bytes]]) -> list[Result]:
+    """Write each (fd, data) of `writes` in turn, without waiting: the bytes written
+    or the error of each (BlockingIOError for a socket without room)."""
     return [_write(fd, data) for fd, data in writes]
 
 
-def _write(fd: int, data: bytes) -> int | OSError:
+def _write(fd: int, data: bytes) -> Result:
     try:
         return os.write(fd, data)
     except OSError as exc:
         return exc
 
 
-def _wait_writable(fds: list[int], seconds: float = 10.0) -> None:
+def _wait_writable(fds: list[int]) -> bool:
+    """Whether every fd has room to write (or an error to report) within _ROOM_SECONDS."""
+    seconds = _ROOM_SECONDS
     poller = select.poll()
     waiting = set(fds)
     for fd in waiting:
         poller.register(fd, select.POLLOUT)
+    deadline = time.monotonic() + seconds
     while waiting:
-        events = poller.poll(seconds * 1000)
+        left = deadline - time.monotonic()
+        events = poller.poll(max(0.0, left) * 1000)
         if not events:
-            return  # let the writes report their own errors
+            return False
         for fd, _event in events:
             waiting.discard(fd)
             poller.unregister(fd)
+    return True

@@ -154,7 +154,9 @@ class Transport:
         try:
             self._finish(finishing, pending, outcomes)
         except BaseException:
-            # The COMMIT could not be sent (so no "." was): as after a failed commit.
+            # The COMMIT could not be sent (so no "." was): as after a failed commit,
+            # and the database connection is given up, its COMMIT's answer unread.
+            pending.abandon()
             for item, _connection in ready:
                 self._drop(item)
             raise
