@@ -1,9 +1,14 @@
-"""Celery tasks: thin wrappers around linking.api.webhooks. Running one twice is
-harmless: an attempt is made only by whoever claims the due delivery."""
+"""Celery tasks: thin wrappers around linking.api.webhooks and call_log. Running one
+twice is harmless: an attempt is made only by whoever claims the due delivery, and
+pruning deletes what is old whoever runs it."""
+
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 
-from linking.api import webhooks
+from linking.api import call_log, webhooks
 
 
 @shared_task(name="webhooks.deliver")
@@ -20,3 +25,11 @@ def sweep() -> int:
     for delivery_id in overdue:
         deliver.delay(delivery_id)
     return len(overdue)
+
+
+@shared_task(name="api.prune_calls")
+def prune_calls() -> int:
+    """Beat, hourly: API call audit rows older than API_CALL_RETENTION_DAYS go (0: kept)."""
+    if settings.API_CALL_RETENTION_DAYS <= 0:
+        return 0
+    return call_log.prune(timezone.now() - timedelta(days=settings.API_CALL_RETENTION_DAYS))

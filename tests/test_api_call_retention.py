@@ -1,0 +1,70 @@
+"""API call audit rows older than API_CALL_RETENTION_DAYS are deleted by an hourly
+beat task (linking.api.call_log.prune)."""
+
+from datetime import timedelta
+
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from linking.api import call_log, tasks
+from linking.api.models import ApiCall
+
+
+def _calls(*days_ago: float) -> None:
+    """One audit row per age, written in this order (so numbered in it)."""
+    now = timezone.now()
+    for number, age in enumerate(days_ago):
+        ApiCall.objects.create(
+            client_id="client", endpoint="resolve", status=200, subject=f"call {number}",
+            created_at=now - timedelta(days=age),
+        )  # fmt: skip
+
+
+def _left() -> list[str]:
+    return sorted(ApiCall.objects.values_list("subject", flat=True))
+
+
+def test_calls_past_the_retention_go_and_the_rest_stay(db, settings):
+    settings.API_CALL_RETENTION_DAYS = 30
+    _calls(40, 35, 31, 29, 1, 0)
+
+    assert tasks.prune_calls() == 3
+
+    assert _left() == ["call 3", "call 4", "call 5"]
+    beat = [entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()]
+    assert "api.prune_calls" in beat
+
+
+def test_a_retention_of_zero_keeps_every_call(db, settings):
+    settings.API_CALL_RETENTION_DAYS = 0
+    _calls(4000, 1)
+
+    assert tasks.prune_calls() == 0
+    assert len(_left()) == 2
+
+
+def test_an_old_call_written_after_a_recent_one_still_goes(db):
+    # Web processes flush their buffers a second apart: an older row can be numbered
+    # after a newer one.
+    _calls(0, 10, 0)
+
+    assert call_log.prune(timezone.now() - timedelta(days=1)) == 1
+
+    assert _left() == ["call 0", "call 2"]
+
+
+def test_old_calls_go_in_id_ranges_of_a_batch(db, django_assert_num_queries):
+    _calls(*[10] * 7, 0, 0)
+
+    # The first recent row, the first and last old one, then four ranges of two.
+    with django_assert_num_queries(3 + 4):
+        assert call_log.prune(timezone.now() - timedelta(days=1), batch=2) == 7
+
+    assert _left() == ["call 7", "call 8"]
+
+
+def test_nothing_old_costs_two_reads(db, django_assert_num_queries):
+    _calls(0, 0)
+
+    with django_assert_num_queries(2):
+        assert call_log.prune(timezone.now() - timedelta(days=1)) == 0
