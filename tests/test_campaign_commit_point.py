@@ -19,7 +19,13 @@ from django.utils import timezone
 from linking.campaigns import commit_point, planning, selectors, sending
 from linking.campaigns.models import Campaign, Delivery
 from linking.campaigns.transport import Item, Transport
-from tests.campaign_support import BASE_DIR, SmtpSink, database_url_for_worker, send_everything
+from tests.campaign_support import (
+    BASE_DIR,
+    SmtpSink,
+    database_url_for_worker,
+    send_everything,
+    wait_until,
+)
 
 pytest_plugins = ["tests.fixtures.campaigns"]
 
@@ -438,6 +444,45 @@ def test_a_batch_whose_writes_fail_after_its_commit_leaves_no_stale_answer(
     with Transport(connections=1) as transport, pytest.raises(OSError, match="after its writes"):
         transport.send([item], commit)
 
+    assert _select_42() == (42,)
+
+
+@pytest.mark.postgres
+def test_a_batch_cut_short_after_its_dots_still_reads_its_commits_answer(
+    on_postgres, smtp_sink: SmtpSink
+):
+    # The "."s went, then the sender was interrupted (a time limit, say) before it was
+    # done: the COMMIT's answer is read all the same, so that a COMMIT that failed
+    # would be recorded (sending._Recorded) and the emails never sent again.
+    class CutShort(commit_point.Pending):
+        def __init__(self, pending: commit_point.Pending) -> None:
+            self.pending = pending
+            self.answered = False
+
+        def send(self, writes):
+            return [*self.pending.send(writes), "interrupted"]  # the rest fails on it
+
+        def answer(self) -> None:
+            self.answered = True
+            self.pending.answer()
+
+        def abandon(self) -> None:
+            self.pending.abandon()
+
+    made = []
+
+    def commit(ready):
+        _result, pending = commit_point.begin(lambda: None)
+        made.append(CutShort(pending))
+        return {item.key for item in ready}, made[0]
+
+    item = Item(key=1, sender="from@example.jp", recipient="m@example.jp")
+    item.data = b"To: m@example.jp\r\nSubject: x\r\n\r\nbody\r\n"
+    with Transport(connections=1) as transport, pytest.raises(ValueError):
+        transport.send([item], commit)
+
+    assert made[0].answered
+    wait_until(lambda: smtp_sink.recipients() == {"m@example.jp": 1}, what="the email")
     assert _select_42() == (42,)
 
 

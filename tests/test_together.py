@@ -1,7 +1,9 @@
 """Writes to several sockets in one system call (linking/campaigns/together.py)."""
 
-import errno
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -102,10 +104,57 @@ def test_a_ring_left_unfinished_is_not_used_again(pairs):
     sq_tail = ring.sq[1]
     together._U32.pack_into(ring.rings, sq_tail, ring._word(sq_tail) + 1)  # a stray entry
 
-    with pytest.raises(OSError) as raised:
-        together.write_at_once([(ours.fileno(), b"a")])
-    assert raised.value.errno == errno.EBUSY
+    assert together.write_at_once([(ours.fileno(), b"a")]) is None  # nothing written
 
     assert together.write_at_once([(ours.fileno(), b"b")]) == [1]  # on a new ring
     assert together._ring() is not ring
     assert theirs.recv(10) == b"b"
+
+
+def test_a_forked_child_closes_its_copy_of_the_ring_at_once():
+    # Before the child does anything else: a descriptor number it frees and reuses
+    # must never be closed later as if it were still the ring.
+    ring = together._ring()
+    assert ring is not None
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.fstat(ring.fd)
+            os.write(writing, b"open")
+        except OSError:
+            os.write(writing, b"closed")
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(reading, 10) == b"closed"
+    os.close(reading)
+    os.close(writing)
+    os.fstat(ring.fd)  # the parent's ring is untouched
+
+
+GROW_FAILS = """
+import os, resource, socket
+from linking.campaigns import together
+ours, theirs = socket.socketpair()
+assert together.write_at_once([(ours.fileno(), b"a")]) == [1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+try:
+    while True:
+        held.append(os.dup(0))
+except OSError:
+    pass
+print(together.write_at_once([(ours.fileno(), b"b")] * 100))
+print(together.write_at_once([(ours.fileno(), b"c")]))
+print(theirs.recv(10))
+"""
+
+
+def test_a_bigger_ring_not_to_be_had_keeps_the_one_there_is():
+    # No descriptor left for a ring of 128: that call declines, and the ring of 64
+    # goes on taking smaller calls.
+    done = subprocess.run(
+        [sys.executable, "-c", GROW_FAILS], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "[1]", "b'ac'"]

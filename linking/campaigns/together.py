@@ -59,6 +59,15 @@ class _NotSubmitted(OSError):
     """io_uring_enter refused the writes before taking any of them."""
 
 
+class _Unclean(_NotSubmitted):
+    """The ring holds entries of an earlier call that did not finish: not used."""
+
+
+# Every ring of this process, so that a forked child closes its copies at once,
+# before anything in it can reuse their descriptors' numbers.
+_rings: "weakref.WeakSet[_Ring]" = weakref.WeakSet()
+
+
 class _Ring:
     """One io_uring instance: its submission and completion rings, mapped."""
 
@@ -75,6 +84,7 @@ class _Ring:
         # Closed when the ring is dropped: at a thread's end, or in a forked child
         # (its copy of the parent's ring).
         self._closer = weakref.finalize(self, os.close, fd)
+        _rings.add(self)
         words = _PARAMS.unpack(params.raw)
         sq_entries, cq_entries, _flags, _cpu, _idle, features = words[:6]
         (sq_head, sq_tail, sq_mask, _entries, _sq_flags, _dropped, sq_array) = words[10:17]
@@ -124,7 +134,7 @@ class _Ring:
         tail = self._word(sq_tail)
         head = self._word(cq_head)
         if self._word(sq_head) != tail or self._word(cq_tail) != head:
-            raise OSError(errno.EBUSY, "io_uring ring not empty")
+            raise _Unclean(errno.EBUSY, "io_uring ring not empty")
         buffers = [ctypes.create_string_buffer(data, len(data)) for _fd, data in writes]
         for number, ((fd, data), buffer) in enumerate(zip(writes, buffers, strict=True)):
             index = (tail + number) & self._word(sq_mask)
@@ -174,17 +184,31 @@ _local = threading.local()
 
 def _ring(writes: int = 1) -> _Ring | None:
     """This thread's ring, with room for `writes` (a forked child makes its own), or
-    None without a usable io_uring."""
-    pid = os.getpid()
-    ring = getattr(_local, "ring", None)
-    if getattr(_local, "pid", None) == pid and (ring is None or ring.entries >= writes):
+    None: no usable io_uring here, or no bigger ring to be had for now."""
+    size = max(_MIN_ENTRIES, 1 << (writes - 1).bit_length())
+    if getattr(_local, "pid", None) != os.getpid():
+        _local.pid, _local.ring = os.getpid(), None
+        with contextlib.suppress(OSError):  # none here: write_at_once declines
+            _local.ring = _Ring(size)
+        return _local.ring
+    ring = _local.ring
+    if ring is None or ring.entries >= writes:
         return ring
-    if ring is not None:
-        ring.close()  # the parent's copy, or too small
-    _local.pid, _local.ring = pid, None
-    with contextlib.suppress(OSError):  # none here: write_at_once declines
-        _local.ring = _Ring(max(_MIN_ENTRIES, 1 << (writes - 1).bit_length()))
-    return _local.ring
+    try:
+        bigger = _Ring(size)
+    except OSError:
+        return None  # this call declines; the ring it has stays for smaller ones
+    ring.close()
+    _local.ring = bigger
+    return bigger
+
+
+def _close_inherited() -> None:
+    for ring in list(_rings):
+        ring.close()
+
+
+os.register_at_fork(after_in_child=_close_inherited)
 
 
 def _drop_ring() -> None:
@@ -213,6 +237,9 @@ def write_at_once(writes: Sequence[tuple[int, bytes]]) -> list[Result] | None:
         return None
     try:
         results = ring.send_all(writes)
+    except _Unclean:
+        _drop_ring()
+        return None
     except _NotSubmitted:
         return None
     except BaseException:

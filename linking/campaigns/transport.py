@@ -151,12 +151,24 @@ class Transport:
                 self._drop(item)
             raise
         finishing = [(item, connection) for item, connection in ready if item.key in committed]
+        plain = [pair for pair in finishing if not isinstance(pair[1].sock, ssl.SSLSocket)]
+        dots = [(connection.sock.fileno(), _DOT) for _item, connection in plain]
         try:
-            self._finish(finishing, pending, outcomes)
+            results = pending.send(dots)
         except BaseException:
             # The COMMIT could not be sent (so no "." was): as after a failed commit,
             # and the database connection is given up, its COMMIT's answer unread.
             pending.abandon()
+            for item, _connection in ready:
+                self._drop(item)
+            raise
+        try:
+            self._finish(finishing, plain, results, outcomes)
+        except BaseException:
+            # Cut short after the "."s went (a time limit): the COMMIT's answer is
+            # still read, so that a failed one is recorded, not sent again later.
+            with contextlib.suppress(Exception):
+                pending.answer()
             for item, _connection in ready:
                 self._drop(item)
             raise
@@ -178,12 +190,11 @@ class Transport:
             outcomes[item.key] = _classify(code, reply, committed=True)
         return outcomes
 
-    def _finish(self, finishing: list, pending: commit_point.Pending, outcomes) -> None:
-        """Write the final "."s with the COMMIT: in one system call, where the
-        connections are plain (a TLS connection's bytes are for its own layer to
-        write, after the COMMIT). A connection that broke gets "unknown"."""
-        plain = [pair for pair in finishing if not isinstance(pair[1].sock, ssl.SSLSocket)]
-        results = pending.send([(connection.sock.fileno(), _DOT) for _item, connection in plain])
+    def _finish(self, finishing: list, plain: list, results: list, outcomes) -> None:
+        """After the COMMIT and the plain connections' final "."s were sent (with the
+        results of those writes): what is left of them, and the TLS connections'
+        "."s (a TLS connection's bytes are for its own layer to write, after the
+        COMMIT). A connection that broke gets "unknown"."""
         left = {item.key: _DOT for item, _connection in finishing}
         for (item, _connection), result in zip(plain, results, strict=True):
             if isinstance(result, BlockingIOError):
