@@ -143,6 +143,8 @@ class WebhookDelivery(models.Model):
                 name="webhook_delivery_due",
                 condition=Q(status__in=["pending", "sending"]),
             ),
+            # For pruning the finished ones (webhooks.prune).
+            models.Index(fields=["created_at", "id"], name="webhook_delivery_created"),
         ]
 
     def __str__(self) -> str:

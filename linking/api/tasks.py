@@ -33,3 +33,12 @@ def prune_calls() -> int:
     if settings.API_CALL_RETENTION_DAYS <= 0:
         return 0
     return call_log.prune(timezone.now() - timedelta(days=settings.API_CALL_RETENTION_DAYS))
+
+
+@shared_task(name="webhooks.prune")
+def prune_webhook_deliveries() -> int:
+    """Beat, hourly: finished webhook deliveries older than WEBHOOK_RETENTION_DAYS go
+    (0: kept); the admin's redeliver action works on those still there."""
+    if settings.WEBHOOK_RETENTION_DAYS <= 0:
+        return 0
+    return webhooks.prune(timezone.now() - timedelta(days=settings.WEBHOOK_RETENTION_DAYS))
