@@ -26,6 +26,7 @@ from tests.campaign_support import (
     send_everything,
     wait_until,
 )
+from tests.pg_tls import TlsPostgres
 
 pytest_plugins = ["tests.fixtures.campaigns"]
 
@@ -484,6 +485,70 @@ def test_a_batch_cut_short_after_its_dots_still_reads_its_commits_answer(
     assert made[0].answered
     wait_until(lambda: smtp_sink.recipients() == {"m@example.jp": 1}, what="the email")
     assert _select_42() == (42,)
+
+
+@pytest.fixture
+def over_tls(on_postgres):
+    """Django's connection to the same test database, encrypted: through a local
+    TLS-speaking PostgreSQL proxy (tests/pg_tls.py)."""
+    settings_dict = connection.settings_dict
+    saved = {key: settings_dict[key] for key in ("HOST", "PORT", "OPTIONS")}
+    proxy = TlsPostgres((saved["HOST"] or "127.0.0.1", int(saved["PORT"] or 5432)))
+    connection.close()
+    settings_dict.update(
+        HOST="127.0.0.1", PORT=str(proxy.port), OPTIONS={**saved["OPTIONS"], "sslmode": "require"}
+    )
+    connection.ensure_connection()
+    assert connection.connection.pgconn.ssl_in_use
+    yield
+    connection.close()
+    settings_dict.update(saved)
+    proxy.close()
+
+
+@pytest.mark.postgres
+def test_over_tls_libpq_sends_the_commit_and_its_answer_is_checked(over_tls, make_campaign):
+    assert commit_point.describe() == (
+        "the COMMIT before the dots (the database connection is encrypted)"
+    )
+    campaign = make_campaign(name="before")
+
+    def rename(name: str, then_fail: bool):
+        def work():
+            Campaign.objects.filter(pk=campaign.pk).update(name=name)
+            if then_fail:
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT 1 / 0")
+                except DatabaseError:
+                    pass
+
+        return work
+
+    _result, pending = commit_point.begin(rename("rolled back", then_fail=True))
+    pending.send([])
+    with pytest.raises(DatabaseError, match="rolled back"):
+        pending.answer()
+    assert Campaign.objects.get(pk=campaign.pk).name == "before"
+
+    _result, pending = commit_point.begin(rename("after", then_fail=False))
+    pending.send([])
+    pending.answer()
+    assert Campaign.objects.get(pk=campaign.pk).name == "after"
+
+
+@pytest.mark.postgres
+def test_over_tls_a_batch_is_sent_once_and_confirmed(
+    over_tls, make_campaign, make_account, smtp_sink: SmtpSink
+):
+    campaign = _campaign(make_campaign, make_account, 3)
+    claimed = sending.claim(campaign.pk, 3)
+
+    with Transport(connections=3) as transport:
+        assert sending.send_claimed(transport, campaign, claimed) == 3
+
+    assert smtp_sink.recipients() == {f"m{number}@example.jp": 1 for number in range(3)}
+    assert Delivery.objects.filter(status="sent", confirmed_at__isnull=False).count() == 3
 
 
 def test_the_worker_says_how_its_batches_commit(transactional_db, settings):
