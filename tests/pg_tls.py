@@ -4,7 +4,6 @@ self-signed certificate) and passes the decrypted stream to the machine's own
 PostgreSQL over a plain connection. libpq on the client side sees a TLS server
 (ssl_in_use), which this machine's PostgreSQL, without a certificate, is not."""
 
-import datetime
 import select
 import socket
 import ssl
@@ -13,10 +12,10 @@ import tempfile
 import threading
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tests.fakes.certificates import self_signed
 
 _SSL_REQUEST = 80877103
 _GSSENC_REQUEST = 80877104
@@ -24,18 +23,7 @@ _GSSENC_REQUEST = 80877104
 
 def _certificate(folder: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    certificate = self_signed(key, "localhost", days=1)
     cert_file, key_file = folder / "server.crt", folder / "server.key"
     cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(

@@ -29,19 +29,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from email.message import Message
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey, RSAKey
+
+from tests.fakes.certificates import self_signed
 
 LINE = "line"
 GOOGLE = "google"
@@ -138,18 +137,7 @@ def s256(code_verifier: str) -> str:
 
 def _self_signed_certificate(key: rsa.RSAPrivateKey) -> str:
     """Google publishes its signing keys as PEM X.509 certificates, keyed by kid."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-idp.invalid")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=14))
-        .sign(key, hashes.SHA256())
-    )
+    certificate = self_signed(key, "fake-idp.invalid", days=14)
     return certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
