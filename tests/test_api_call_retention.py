@@ -1,12 +1,14 @@
 """API call audit rows older than API_CALL_RETENTION_DAYS are deleted by an hourly
-beat task (linking.api.call_log.prune)."""
+beat task (linking.api.retention)."""
 
 from datetime import timedelta
 
+import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 from django.utils import timezone
 
-from linking.api import call_log, tasks
+from linking.api import retention, tasks
 from linking.api.models import ApiCall
 
 
@@ -48,7 +50,7 @@ def test_an_old_call_written_after_a_recent_one_still_goes(db):
     # ahead: an older row can be numbered after newer ones, even far newer.
     _calls(0, -3650, 10, 0)
 
-    assert call_log.prune(timezone.now() - timedelta(days=1)) == 1
+    assert retention.prune_calls(timezone.now() - timedelta(days=1)) == 1
 
     assert _left() == ["call 0", "call 1", "call 3"]
 
@@ -59,7 +61,7 @@ def test_old_calls_go_a_batch_at_a_time(db, django_assert_num_queries):
     # Four batches of at most two (their ids read, then deleted); the last has fewer,
     # so nothing old is left.
     with django_assert_num_queries(4 * 2):
-        assert call_log.prune(timezone.now() - timedelta(days=1), batch=2) == 7
+        assert retention.prune_calls(timezone.now() - timedelta(days=1), batch=2) == 7
 
     assert _left() == ["call 7", "call 8"]
 
@@ -68,4 +70,17 @@ def test_nothing_old_costs_one_statement(db, django_assert_num_queries):
     _calls(0, 0)
 
     with django_assert_num_queries(1):
-        assert call_log.prune(timezone.now() - timedelta(days=1)) == 0
+        assert retention.prune_calls(timezone.now() - timedelta(days=1)) == 0
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_brin_index_finds_the_old_calls(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("BRIN is PostgreSQL's; SQLite reads the table")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexname = %s",
+            [ApiCall._meta.db_table, "api_call_created_brin"],
+        )
+        (definition,) = cursor.fetchone()
+    assert "USING brin (created_at)" in definition

@@ -1,5 +1,5 @@
 """Finished webhook deliveries older than WEBHOOK_RETENTION_DAYS are deleted, with
-their attempts, by an hourly beat task (linking.api.webhooks.prune); pending ones
+their attempts, by an hourly beat task (linking.api.retention); pending ones
 stay whatever their age."""
 
 from datetime import timedelta
@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from linking.api import tasks, webhooks
+from linking.api import retention, tasks
 from linking.api.models import WebhookAttempt, WebhookDelivery
 
 pytest_plugins = ["tests.fixtures.api"]
@@ -65,7 +65,7 @@ def test_finished_deliveries_go_a_batch_at_a_time(make_client, django_assert_num
     # Three batches of at most two: each reads its ids, then deletes in one
     # transaction: the deliveries read for the cascade, their attempts, themselves.
     with django_assert_num_queries(3 * 4):
-        assert webhooks.prune(timezone.now() - timedelta(days=1), batch=2) == 5
+        assert retention.prune_webhook_deliveries(timezone.now() - timedelta(days=1), batch=2) == 5
 
     assert _left() == []
     assert not WebhookAttempt.objects.exists()

@@ -138,18 +138,3 @@ def _write(rows: list[CallRow]) -> None:
 
 calls = CallLog()
 atexit.register(calls.flush_at_exit)
-
-
-def prune(before: datetime, batch: int = 10_000) -> int:
-    """Delete the audit rows written before `before`, the oldest first and `batch`
-    at a time, each its own short transaction; how many. Each batch: the ids of the
-    next old rows (on PostgreSQL a BRIN index on created_at, migration 0002, finds
-    them without reading the rows kept), then one DELETE over that id range, by the
-    primary key (rows in it written later, a clock ahead, stay)."""
-    old = ApiCall._base_manager.filter(created_at__lt=before)  # past the append-only guard
-    deleted = 0
-    while ids := list(old.order_by("id").values_list("id", flat=True)[:batch]):
-        deleted += old.filter(id__gte=ids[0], id__lte=ids[-1]).delete()[0]
-        if len(ids) < batch:
-            break
-    return deleted

@@ -143,7 +143,7 @@ class WebhookDelivery(models.Model):
                 name="webhook_delivery_due",
                 condition=Q(status__in=["pending", "sending"]),
             ),
-            # For pruning the finished ones (webhooks.prune).
+            # For pruning the finished ones (retention.prune_webhook_deliveries).
             models.Index(fields=["created_at", "id"], name="webhook_delivery_created"),
         ]
 

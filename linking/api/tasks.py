@@ -1,14 +1,11 @@
-"""Celery tasks: thin wrappers around linking.api.webhooks and call_log. Running one
+"""Celery tasks: thin wrappers around linking.api.webhooks and retention. Running one
 twice is harmless: an attempt is made only by whoever claims the due delivery, and
 pruning deletes what is old whoever runs it."""
 
-from datetime import timedelta
-
 from celery import shared_task
 from django.conf import settings
-from django.utils import timezone
 
-from linking.api import call_log, webhooks
+from linking.api import retention, webhooks
 
 
 @shared_task(name="webhooks.deliver")
@@ -29,16 +26,14 @@ def sweep() -> int:
 
 @shared_task(name="api.prune_calls")
 def prune_calls() -> int:
-    """Beat, hourly: API call audit rows older than API_CALL_RETENTION_DAYS go (0: kept)."""
-    if settings.API_CALL_RETENTION_DAYS <= 0:
-        return 0
-    return call_log.prune(timezone.now() - timedelta(days=settings.API_CALL_RETENTION_DAYS))
+    """Beat, hourly: API call audit rows older than API_CALL_RETENTION_DAYS go."""
+    before = retention.cutoff(settings.API_CALL_RETENTION_DAYS)
+    return retention.prune_calls(before) if before else 0
 
 
 @shared_task(name="webhooks.prune")
 def prune_webhook_deliveries() -> int:
-    """Beat, hourly: finished webhook deliveries older than WEBHOOK_RETENTION_DAYS go
-    (0: kept); the admin's redeliver action works on those still there."""
-    if settings.WEBHOOK_RETENTION_DAYS <= 0:
-        return 0
-    return webhooks.prune(timezone.now() - timedelta(days=settings.WEBHOOK_RETENTION_DAYS))
+    """Beat, hourly: finished webhook deliveries older than WEBHOOK_RETENTION_DAYS go;
+    the admin's redeliver action works on those still there."""
+    before = retention.cutoff(settings.WEBHOOK_RETENTION_DAYS)
+    return retention.prune_webhook_deliveries(before) if before else 0

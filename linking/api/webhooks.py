@@ -288,21 +288,3 @@ def overdue(grace_seconds: int = 60) -> list[int]:
             | Q(status=WebhookDelivery.Status.SENDING, lease_until__lt=now)
         ).values_list("pk", flat=True)[:1000]
     )
-
-
-def prune(before, batch: int = 1000) -> int:
-    """Delete the finished deliveries (delivered or dead-lettered) created before
-    `before`, with their attempts, `batch` at a time; how many. Pending ones stay,
-    whatever their age: they are still to be sent."""
-    finished = WebhookDelivery.objects.filter(
-        status__in=[WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.DEAD],
-        created_at__lt=before,
-    )
-    deleted = 0
-    while ids := list(finished.order_by("created_at", "id").values_list("id", flat=True)[:batch]):
-        # One transaction: the deliveries and their attempts (Django's cascade).
-        _total, by_model = WebhookDelivery.objects.filter(id__in=ids).delete()
-        deleted += by_model.get(WebhookDelivery._meta.label, 0)
-        if len(ids) < batch:
-            break
-    return deleted

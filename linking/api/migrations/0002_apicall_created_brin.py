@@ -1,5 +1,5 @@
 """A BRIN index on ApiCall.created_at (PostgreSQL only), for pruning old audit rows
-(linking.api.call_log.prune): it finds them without reading the rows kept, and
+(linking.api.retention.prune_calls): it finds them without reading the rows kept, and
 costs COPY next to nothing, the rows being written in time order. Built
 concurrently, so that the audit COPYs are not held up on a large table."""
 
