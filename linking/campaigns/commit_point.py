@@ -107,12 +107,38 @@ def begin(work: Callable[[], T]) -> tuple[T, Pending]:
     return result, _Plain(raw)
 
 
-class _Plain(Pending):
+class _Unanswered(Pending):
+    """A transaction whose COMMIT's answer is read from the connection after the
+    writes: should reading it fail, or the writes before it, the connection is
+    given up, the answer (or what is left of it) unread on it."""
+
+    def __init__(self, raw: psycopg.Connection) -> None:
+        self.raw = raw
+
+    def answer(self) -> None:
+        with connection.wrap_database_errors:
+            try:
+                failure = self._failure()
+            except BaseException:
+                self.abandon()
+                raise
+            if failure is not None:
+                raise failure
+
+    def _failure(self) -> psycopg.Error | None:
+        """Read the answer: why the transaction did not commit, if it did not."""
+        raise NotImplementedError
+
+    def abandon(self) -> None:
+        connection.close()
+
+
+class _Plain(_Unanswered):
     """The COMMIT written on the database's socket by this module, the answer read
     from it, bypassing libpq, which is then brought back in step."""
 
     def __init__(self, raw: psycopg.Connection) -> None:
-        self.raw = raw
+        super().__init__(raw)
         self.fd = raw.pgconn.socket
         self.atomic = settings.CAMPAIGN_ATOMIC_FINISH and together.available()
         self.written: int | OSError = 0
@@ -138,37 +164,25 @@ class _Plain(Pending):
         self.written = len(_COMMIT)
         return together.write_each(writes)
 
-    def answer(self) -> None:
-        with connection.wrap_database_errors:
-            try:
-                if isinstance(self.written, OSError):
-                    raise psycopg.OperationalError(f"COMMIT not sent: {self.written}")
-                _write_rest(self.fd, _COMMIT[self.written :])
-                failure, out_of_step = _read_answer(self.fd)
-                # libpq saw neither the COMMIT nor its answer and still believes the
-                # transaction open: an empty query's answer tells it otherwise.
-                self.raw.pgconn.send_query(b"")
-                self.raw.wait(generators.execute(self.raw.pgconn))
-            except BaseException:
-                self.abandon()
-                raise
-            if out_of_step:
-                # A parameter the server reported changed (a SET LOCAL undone): libpq
-                # did not see it, so the connection is not used again.
-                connection.close()
-            if failure is not None:
-                raise failure
-
-    def abandon(self) -> None:
-        connection.close()
+    def _failure(self) -> psycopg.Error | None:
+        if isinstance(self.written, OSError):
+            raise psycopg.OperationalError(f"COMMIT not sent: {self.written}")
+        _write_rest(self.fd, _COMMIT[self.written :])
+        failure, out_of_step = _read_answer(self.fd)
+        # libpq saw neither the COMMIT nor its answer and still believes the
+        # transaction open: an empty query's answer tells it otherwise.
+        self.raw.pgconn.send_query(b"")
+        self.raw.wait(generators.execute(self.raw.pgconn))
+        if out_of_step:
+            # A parameter the server reported changed (a SET LOCAL undone): libpq
+            # did not see it, so the connection is not used again.
+            self.abandon()
+        return failure
 
 
-class _Libpq(Pending):
+class _Libpq(_Unanswered):
     """Over an encrypted connection only libpq can write the COMMIT: it goes out
     before the writes, without waiting for its answer."""
-
-    def __init__(self, raw: psycopg.Connection) -> None:
-        self.raw = raw
 
     def send(self, writes: Sequence[Write]) -> list[int | OSError]:
         with connection.wrap_database_errors:
@@ -176,25 +190,21 @@ class _Libpq(Pending):
             self.raw.wait(generators.send(self.raw.pgconn))
         return super().send(writes)
 
-    def answer(self) -> None:
-        with connection.wrap_database_errors:
-            try:
-                results = self.raw.wait(generators.fetch_many(self.raw.pgconn))
-            except BaseException:
-                self.abandon()
-                raise
-            if not results:
-                raise errors.OperationalError("COMMIT got no answer")
-            last = results[-1]
-            if last.status == pq.ExecStatus.FATAL_ERROR:
-                raise errors.error_from_result(last)
-            if last.status != pq.ExecStatus.COMMAND_OK or last.command_status != b"COMMIT":
-                raise errors.TransactionRollback(
-                    f"COMMIT answered {last.command_status!r}: the transaction was rolled back"
-                )
+    def _failure(self) -> psycopg.Error | None:
+        results = self.raw.wait(generators.fetch_many(self.raw.pgconn))
+        if not results:
+            raise errors.OperationalError("COMMIT got no answer")
+        last = results[-1]
+        if last.status == pq.ExecStatus.FATAL_ERROR:
+            return errors.error_from_result(last)
+        if last.status != pq.ExecStatus.COMMAND_OK or last.command_status != b"COMMIT":
+            return _rolled_back(last.command_status)
+        return None
 
-    def abandon(self) -> None:
-        connection.close()
+
+def _rolled_back(tag: bytes | None) -> psycopg.Error:
+    """COMMIT of a failed transaction answers ROLLBACK, without an error."""
+    return errors.TransactionRollback(f"COMMIT answered {tag!r}: the transaction was rolled back")
 
 
 def _write_rest(fd: int, data: bytes) -> None:
@@ -232,10 +242,7 @@ def _read_answer(fd: int) -> tuple[psycopg.Error | None, bool]:
             tag = body.rstrip(b"\0")
         elif kind == b"Z":
             if failure is None and (tag != b"COMMIT" or body != b"I"):
-                # COMMIT of a failed transaction answers ROLLBACK, without an error.
-                failure = errors.TransactionRollback(
-                    f"COMMIT answered {tag!r} ({body!r}): the transaction was rolled back"
-                )
+                failure = _rolled_back(tag)
             return failure, out_of_step
         elif kind in (b"S", b"A"):
             out_of_step = True

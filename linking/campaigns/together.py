@@ -263,12 +263,11 @@ def _write(fd: int, data: bytes) -> Result:
 
 def _wait_writable(fds: list[int]) -> bool:
     """Whether every fd has room to write (or an error to report) within _ROOM_SECONDS."""
-    seconds = _ROOM_SECONDS
     poller = select.poll()
     waiting = set(fds)
     for fd in waiting:
         poller.register(fd, select.POLLOUT)
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + _ROOM_SECONDS
     while waiting:
         left = deadline - time.monotonic()
         events = poller.poll(max(0.0, left) * 1000)
