@@ -419,31 +419,53 @@ def test_a_setting_undone_at_commit_leaves_libpq_nothing_stale(on_postgres):
         assert cursor.connection.info.parameter_status("TimeZone") == server
 
 
+class _Around(commit_point.Pending):
+    """A batch's real transaction (from begin()), passed through: the tests below
+    change one of its steps, as a sender interrupted there would."""
+
+    def __init__(self) -> None:
+        _result, self.pending = commit_point.begin(lambda: None)
+        self.answered = False
+
+    def send(self, writes):
+        return self.pending.send(writes)
+
+    def answer(self) -> None:
+        self.answered = True
+        self.pending.answer()
+
+    def abandon(self) -> None:
+        self.pending.abandon()
+
+
+def _send_one(transaction: type[_Around], raises) -> _Around:
+    """One email through the transport in that transaction, which fails as `raises`
+    expects; the transaction."""
+    made = []
+
+    def commit(ready):
+        made.append(transaction())
+        return {item.key for item in ready}, made[0]
+
+    item = Item(key=1, sender="from@example.jp", recipient="m@example.jp")
+    item.data = b"To: m@example.jp\r\nSubject: x\r\n\r\nbody\r\n"
+    with Transport(connections=1) as transport, raises:
+        transport.send([item], commit)
+    return made[0]
+
+
 @pytest.mark.postgres
 def test_a_batch_whose_writes_fail_after_its_commit_leaves_no_stale_answer(
     on_postgres, smtp_sink: SmtpSink
 ):
     # The COMMIT went out, then the sender failed before reading its answer: the
     # connection is given up, or the next query would read the COMMIT's answer.
-    class SendThenFail(commit_point.Pending):
-        def __init__(self, pending: commit_point.Pending) -> None:
-            self.pending = pending
-
+    class SendThenFail(_Around):
         def send(self, writes):
-            self.pending.send(writes)
+            super().send(writes)
             raise OSError("the sender failed after its writes")
 
-        def abandon(self) -> None:
-            self.pending.abandon()
-
-    def commit(ready):
-        _result, pending = commit_point.begin(lambda: None)
-        return {item.key for item in ready}, SendThenFail(pending)
-
-    item = Item(key=1, sender="from@example.jp", recipient="m@example.jp")
-    item.data = b"To: m@example.jp\r\nSubject: x\r\n\r\nbody\r\n"
-    with Transport(connections=1) as transport, pytest.raises(OSError, match="after its writes"):
-        transport.send([item], commit)
+    _send_one(SendThenFail, pytest.raises(OSError, match="after its writes"))
 
     assert _select_42() == (42,)
 
@@ -455,34 +477,13 @@ def test_a_batch_cut_short_after_its_dots_still_reads_its_commits_answer(
     # The "."s went, then the sender was interrupted (a time limit, say) before it was
     # done: the COMMIT's answer is read all the same, so that a COMMIT that failed
     # would be recorded (sending._Recorded) and the emails never sent again.
-    class CutShort(commit_point.Pending):
-        def __init__(self, pending: commit_point.Pending) -> None:
-            self.pending = pending
-            self.answered = False
-
+    class CutShort(_Around):
         def send(self, writes):
-            return [*self.pending.send(writes), "interrupted"]  # the rest fails on it
+            return [*super().send(writes), "interrupted"]  # the rest fails on it
 
-        def answer(self) -> None:
-            self.answered = True
-            self.pending.answer()
+    transaction = _send_one(CutShort, pytest.raises(ValueError))
 
-        def abandon(self) -> None:
-            self.pending.abandon()
-
-    made = []
-
-    def commit(ready):
-        _result, pending = commit_point.begin(lambda: None)
-        made.append(CutShort(pending))
-        return {item.key for item in ready}, made[0]
-
-    item = Item(key=1, sender="from@example.jp", recipient="m@example.jp")
-    item.data = b"To: m@example.jp\r\nSubject: x\r\n\r\nbody\r\n"
-    with Transport(connections=1) as transport, pytest.raises(ValueError):
-        transport.send([item], commit)
-
-    assert made[0].answered
+    assert transaction.answered
     wait_until(lambda: smtp_sink.recipients() == {"m@example.jp": 1}, what="the email")
     assert _select_42() == (42,)
 
