@@ -1,7 +1,12 @@
-"""Failure counters in the cache: a proof is refused while any of its keys is over
-its limit. Counted per legacy account, per customer and per IP address, so neither
-one account nor one attacker can be hammered from many sides."""
+"""Attempt counters in the cache, counted before the attempt is evaluated.
 
+attempt() adds one to every key with the cache's atomic incr (Redis INCR, or
+locmem under its lock) and refuses once any key is past its limit, so however
+many guesses arrive at once, at most max_failures are evaluated. A success gives
+its attempt back (succeeded), so only failures use the limit up.
+"""
+
+import contextlib
 import hashlib
 from dataclasses import dataclass
 
@@ -27,21 +32,44 @@ def _key(kind: str, limit: Limit, value: object) -> str:
     return f"throttle:{kind}:{limit.scope}:{digest}"
 
 
-def is_blocked(kind: str, keys: dict[Limit, object]) -> bool:
-    return any(
-        (cache.get(_key(kind, limit, value)) or 0) >= limit.max_failures
-        for limit, value in keys.items()
-        if value is not None
-    )
+def _counted(kind: str, keys: dict[Limit, object]) -> list[tuple[Limit, str]]:
+    return [(limit, _key(kind, limit, value)) for limit, value in keys.items() if value is not None]
 
 
-def record_failure(kind: str, keys: dict[Limit, object]) -> None:
-    for limit, value in keys.items():
-        if value is None:
-            continue
-        key = _key(kind, limit, value)
+def _incr(key: str, limit: Limit) -> int:
+    cache.add(key, 0, timeout=limit.window_seconds)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr: a new window
         cache.add(key, 0, timeout=limit.window_seconds)
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=limit.window_seconds)
+        return cache.incr(key)
+
+
+def _decr(key: str) -> None:
+    with contextlib.suppress(ValueError):  # the window ended: nothing to give back
+        cache.decr(key)
+
+
+def is_blocked(kind: str, keys: dict[Limit, object]) -> bool:
+    """Read-only: would the next attempt be refused? (For showing a page as locked.)"""
+    return any((cache.get(key) or 0) >= limit.max_failures for limit, key in _counted(kind, keys))
+
+
+def attempt(kind: str, keys: dict[Limit, object]) -> bool:
+    """Count one attempt on every key; False, counting nothing, when a key is past
+    its limit. Call before evaluating the guess."""
+    counted = _counted(kind, keys)
+    taken = []
+    for limit, key in counted:
+        taken.append(key)
+        if _incr(key, limit) > limit.max_failures:
+            for key_taken in taken:
+                _decr(key_taken)
+            return False
+    return True
+
+
+def succeeded(kind: str, keys: dict[Limit, object]) -> None:
+    """The attempt was right: give it back, so it does not use up the limit."""
+    for _limit, key in _counted(kind, keys):
+        _decr(key)

@@ -59,11 +59,10 @@ def service(request: HttpRequest, code: str) -> HttpResponse:
         and service.accepts(Proof.CODE)
     ):
         number_form = MemberNumberForm(request.POST, prefix="num")
-        if number_form.is_valid() and throttle.is_blocked("lookup", _lookup_keys(request)):
+        # Each lookup counts, so member numbers cannot be enumerated for contact hints.
+        if number_form.is_valid() and not throttle.attempt("lookup", _lookup_keys(request)):
             messages.error(request, str(ProofThrottled().message))
         elif number_form.is_valid():
-            # Each lookup counts, so member numbers cannot be enumerated for contact hints.
-            throttle.record_failure("lookup", _lookup_keys(request))
             account = LegacyAccount.objects.filter(
                 service=service, external_id=number_form.cleaned_data["external_id"]
             ).first()

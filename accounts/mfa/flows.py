@@ -1,17 +1,17 @@
 """Verifying the second factor, for customers and staff.
 
-Each device is throttled by django-otp (OTP_TOTP_THROTTLE_FACTOR: a growing wait
-after each failure). On top of that a person has PER_USER failed attempts per
-window, whichever code they try (TOTP or backup code, on any device), after which
-every code is refused until the window passes: the account is locked for codes, so
-neither codes nor backup codes can be guessed. Passkeys cannot be guessed and stay
-usable. Every outcome is an audit event.
+A person has PER_USER failed attempts per window, whichever code they try (TOTP or
+backup code, on any device), counted before the code is checked (linking.throttle),
+then every code is refused until the window passes. django-otp's own per-device
+wait is kept, its row locked while a code is checked so parallel guesses cannot
+lose its count. Passkeys cannot be guessed and stay usable. Every outcome is audited.
 """
 
 from dataclasses import dataclass
 
 from allauth.account.internal.flows.login import record_authentication
 from allauth.usersessions.models import UserSession
+from django.db import transaction
 from django.http import HttpRequest
 from django_otp import devices_for_user
 from django_otp import login as otp_login
@@ -48,8 +48,12 @@ def is_enrolled(user) -> bool:
     return user.is_authenticated and any(devices_for_user(user, confirmed=True))
 
 
+def _keys(user) -> dict:
+    return {PER_USER: user.pk}
+
+
 def is_locked(user) -> bool:
-    return throttle.is_blocked(_KIND, {PER_USER: user.pk})
+    return throttle.is_blocked(_KIND, _keys(user))
 
 
 def verify(*, request: HttpRequest, token: str, audience: Audience = CUSTOMER) -> bool:
@@ -57,23 +61,32 @@ def verify(*, request: HttpRequest, token: str, audience: Audience = CUSTOMER) -
     code. On success the session is OTP-verified (and freshly so, see is_fresh)."""
     user = request.user
     devices = confirmed_devices(user)
-    if not devices or is_locked(user):
+    if not devices or not throttle.attempt(_KIND, _keys(user)):
         failed(request, "locked" if devices else "no_device", audience)
         return False
     token = "".join((token or "").split())[:32]
     if backup_codes.looks_like_one(token):
         if backup_codes.use(user, token):
+            throttle.succeeded(_KIND, _keys(user))
             verified(request, devices[0], "backup_code", audience)
             return True
         failed(request, "backup_code", audience)
         return False
     for device in devices:
-        # verify_token throttles the device and refuses a time step already used.
-        if isinstance(device, TOTPDevice) and device.verify_token(token):
+        if isinstance(device, TOTPDevice) and _verify_totp(device, token):
+            throttle.succeeded(_KIND, _keys(user))
             verified(request, device, "totp", audience)
             return True
     failed(request, "totp", audience)
     return False
+
+
+def _verify_totp(device: TOTPDevice, token: str) -> bool:
+    """verify_token throttles the device and refuses a time step already used; both
+    are read-modify-write on the row, so the row is locked while it runs."""
+    with transaction.atomic():
+        locked = TOTPDevice.objects.select_for_update().get(pk=device.pk)
+        return locked.verify_token(token)
 
 
 def confirm_totp(
@@ -84,9 +97,10 @@ def confirm_totp(
     when the code is wrong."""
     user = request.user
     token = "".join((token or "").split())[:32]
-    if is_locked(user) or not totp.confirm(device, token):
+    if not throttle.attempt(_KIND, _keys(user)) or not totp.confirm(device, token):
         failed(request, "enroll", audience)
         return None
+    throttle.succeeded(_KIND, _keys(user))
     codes = backup_codes.replace(user) if not backup_codes.unused(user) else []
     verified(request, device, "enroll", audience)
     return codes
@@ -114,7 +128,6 @@ def verified(request: HttpRequest, device: Device, method: str, audience: Audien
 
 
 def failed(request: HttpRequest, method: str, audience: Audience) -> None:
-    throttle.record_failure(_KIND, {PER_USER: request.user.pk})
     audit.record(
         f"{audience.prefix}_failed",
         request=request,

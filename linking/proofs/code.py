@@ -66,9 +66,8 @@ def send_code(
         throttle.Limit("account-sends", SEND_LIMITS[throttle.PER_ACCOUNT], 15 * 60): account.pk,
         throttle.Limit("customer-sends", SEND_LIMITS[throttle.PER_CUSTOMER], 15 * 60): customer.pk,
     }
-    if throttle.is_blocked("code-send", send_keys):
+    if not throttle.attempt("code-send", send_keys):  # every send counts toward the limit
         raise ProofThrottled
-    throttle.record_failure("code-send", send_keys)  # every send counts toward the limit
 
     code = f"{secrets.randbelow(10**DIGITS):0{DIGITS}d}"
     now = timezone.now()
@@ -126,15 +125,23 @@ def link_by_code(*, customer, account: LegacyAccount, entered: str, request: Htt
         .order_by("-created_at")
         .first()
     )
-    if record is None or record.expires_at <= now or record.failed_attempts >= MAX_FAILED_ATTEMPTS:
+    # The attempt is counted before the code is compared, in one conditional UPDATE,
+    # so parallel guesses get at most MAX_FAILED_ATTEMPTS compared.
+    counted = record is not None and OwnershipCode.objects.filter(
+        pk=record.pk,
+        used_at__isnull=True,
+        expires_at__gt=now,
+        failed_attempts__lt=MAX_FAILED_ATTEMPTS,
+    ).update(failed_attempts=F("failed_attempts") + 1)
+    if not counted:
         _refuse(
             customer, account, request, "no usable code" if record is None else "expired or locked"
         )
         raise ProofRefused(_("This code is no longer valid. Please ask for a new code."))
     salt, _sep, expected = record.code_hash.partition("$")
     if not hmac.compare_digest(_hash(entered, salt), expected):
-        OwnershipCode.objects.filter(pk=record.pk).update(failed_attempts=F("failed_attempts") + 1)
-        remaining = MAX_FAILED_ATTEMPTS - record.failed_attempts - 1
+        attempts = OwnershipCode.objects.values_list("failed_attempts", flat=True).get(pk=record.pk)
+        remaining = MAX_FAILED_ATTEMPTS - attempts
         if remaining <= 0:
             audit.record(
                 AuditEvent.Action.CODE_LOCKED,
@@ -157,7 +164,9 @@ def link_by_code(*, customer, account: LegacyAccount, entered: str, request: Htt
             % {"count": remaining}
         )
     # Single use, also under concurrent submits of the same code.
-    if not OwnershipCode.objects.filter(pk=record.pk, used_at__isnull=True).update(used_at=now):
+    if not OwnershipCode.objects.filter(pk=record.pk, used_at__isnull=True).update(
+        used_at=now, failed_attempts=F("failed_attempts") - 1
+    ):
         _refuse(customer, account, request, "code reused")
         raise ProofRefused(_("This code is no longer valid. Please ask for a new code."))
     audit.record(

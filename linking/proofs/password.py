@@ -71,7 +71,7 @@ def link_by_password(
         throttle.PER_IP: audit.client_ip(request),
     }
     account = LegacyAccount.objects.filter(service=service, external_id=external_id).first()
-    if throttle.is_blocked("password", keys):
+    if not throttle.attempt("password", keys):
         audit.record(
             AuditEvent.Action.PROOF_FAILED,
             request=request,
@@ -87,7 +87,6 @@ def link_by_password(
     else:
         ok = verify_legacy_password(account.password_hash, password)
     if not ok:
-        throttle.record_failure("password", keys)
         audit.record(
             AuditEvent.Action.PROOF_FAILED,
             request=request,
@@ -98,6 +97,7 @@ def link_by_password(
             data={"service": service.code, "external_id": external_id[:64]},
         )
         raise ProofRefused(_("The member number or the password is not correct."))
+    throttle.succeeded("password", keys)
     audit.record(
         AuditEvent.Action.PROOF_SUCCEEDED,
         request=request,
