@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext
 
-from accounts import consent
+from accounts import backends, consent
 from accounts.reauth import needs_idp_reauthentication, reauthentication_url
 
 
@@ -34,6 +34,12 @@ class AccountAdapter(DefaultAccountAdapter):
         if user is not None and user.is_authenticated and not user.has_usable_password():
             return False
         return super().is_reauthentication_required(app=app, **kwargs)
+
+    def authentication_failed(self, request: HttpRequest, **credentials) -> None:
+        """When the site's own sign-in limits (accounts.backends) hold this email or
+        address, say so rather than "wrong password"."""
+        if backends.locked(request, credentials.get("email")):
+            raise self.validation_error("too_many_login_attempts")
 
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         """Mail speaks as the product ("統合ID"), not as the request's host name."""

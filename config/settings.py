@@ -165,10 +165,9 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_USER_MODEL = "accounts.Customer"
-AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
-]
+# One backend (allauth's, subclassed): every password sign-in is throttled and costs
+# one hash. A second backend would check a wrong password a second time.
+AUTHENTICATION_BACKENDS = ["accounts.backends.SignInBackend"]
 # Argon2id first; the others verify older hashes, which upgrade on the next sign-in.
 PASSWORD_HASHERS = [
     "accounts.hashers.Argon2idPasswordHasher",

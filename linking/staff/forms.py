@@ -1,12 +1,27 @@
 from datetime import date, timedelta
 
+from allauth.account.adapter import get_adapter
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts import backends
 from linking.models import LegacyService
 
 MAX_RANGE_DAYS = 731
+
+
+class StaffSignInForm(AdminAuthenticationForm):
+    """Django's admin sign-in. The limits are in accounts.backends; while they hold
+    this email or address, the form says so, as the customer sign-in does."""
+
+    def get_invalid_login_error(self) -> ValidationError:
+        if backends.locked(self.request, self.cleaned_data.get("username")):
+            message = get_adapter().error_messages["too_many_login_attempts"]
+            return ValidationError(message, code="too_many_login_attempts")
+        return super().get_invalid_login_error()
 
 
 class TokenForm(forms.Form):

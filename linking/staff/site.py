@@ -7,12 +7,13 @@ page answers: every one of them redirects to the sign-in, which sends a staff
 member who has passed the password on to the second step.
 """
 
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminSite
+
+from linking.staff.forms import StaffSignInForm
 
 
 class StaffAdminSite(OTPAdminSite):
@@ -20,7 +21,7 @@ class StaffAdminSite(OTPAdminSite):
     site_title = _("Unified ID staff")
     index_title = _("Administration")
     index_template = "admin/staff/index.html"
-    login_form = AdminAuthenticationForm
+    login_form = StaffSignInForm
     login_template = None  # Django's own; the second factor has its own page
 
     def __init__(self, name: str = "admin") -> None:
