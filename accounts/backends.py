@@ -30,6 +30,12 @@ def locked(request: HttpRequest | None, login: str | None) -> bool:
     return throttle.is_blocked(KIND, _keys(request, login))
 
 
+def count_as_failure(request: HttpRequest | None, login: str | None) -> None:
+    """A right password that still may not sign in there (a customer at /admin/login/)
+    uses up the limit like a wrong one, or the lock arriving later would tell."""
+    throttle.attempt(KIND, _keys(request, login))
+
+
 def _account(login: str) -> Customer | None:
     """Whose password is checked: the owner of the confirmed address, else the account
     that signed up with it (both unique). One account, so one hash."""

@@ -166,6 +166,20 @@ def test_wrong_passwords_for_a_staff_account_are_cut_off_then_the_right_one_too(
     assert not _signed_in(client)
 
 
+def test_a_customers_right_password_at_the_staff_sign_in_counts_as_a_failure(
+    client, people, hashes
+):
+    customer = people["customer"]
+    for _ in range(backends.PER_ACCOUNT.max_failures):
+        assert _form_errors(_admin_sign_in(Client(), customer.email, PASSWORD)) != [_too_many()]
+    hashes.since()
+
+    response = _admin_sign_in(client, customer.email, PASSWORD)
+
+    assert _form_errors(response) == [_too_many()]
+    assert hashes.since() == 0
+
+
 def test_failures_at_the_staff_sign_in_lock_the_customer_sign_in_too(client, people, hashes):
     customer = people["customer"]
     for _ in range(backends.PER_ACCOUNT.max_failures):

@@ -23,6 +23,11 @@ class StaffSignInForm(AdminAuthenticationForm):
             return ValidationError(message, code="too_many_login_attempts")
         return super().get_invalid_login_error()
 
+    def confirm_login_allowed(self, user) -> None:
+        if not (user.is_active and user.is_staff):
+            backends.count_as_failure(self.request, self.cleaned_data.get("username"))
+        super().confirm_login_allowed(user)
+
 
 class TokenForm(forms.Form):
     token = forms.CharField(
