@@ -14,7 +14,12 @@ from django.urls import reverse
 from django.utils.translation import gettext
 
 from accounts import backends, consent
-from accounts.reauth import needs_idp_reauthentication, reauthentication_url
+from accounts.providers.oidc import check_nonce
+from accounts.reauth import (
+    check_idp_reauthentication,
+    needs_idp_reauthentication,
+    reauthentication_url,
+)
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -34,6 +39,14 @@ class AccountAdapter(DefaultAccountAdapter):
         if user is not None and user.is_authenticated and not user.has_usable_password():
             return False
         return super().is_reauthentication_required(app=app, **kwargs)
+
+    def get_reauthentication_methods(self, user) -> list[dict]:
+        """A mailed code never stands in for a password (it is only the fallback of
+        accounts.reauth for customers without one)."""
+        methods = super().get_reauthentication_methods(user)
+        if user.is_authenticated and user.has_usable_password():
+            return [method for method in methods if method["id"] != "reauthenticate_by_code"]
+        return methods
 
     def authentication_failed(self, request: HttpRequest, **credentials) -> None:
         """When the site's own sign-in limits (accounts.backends) hold this email or
@@ -62,10 +75,13 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         return False
 
     def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
-        """Connecting needs a recent sign-in (see accounts.reauth). Then keep only
-        emails the IdP vouches for. An unvouched email is never stored on the
-        customer, so it can neither claim an address nor collide with the account of
-        the address's real owner; it stays in the IdP's claims only."""
+        """First the ID token's nonce and, for a re-authentication, its auth_time
+        (accounts.providers.oidc, accounts.reauth); connecting needs a recent
+        re-authentication. Then keep only emails the IdP vouches for: an unvouched
+        email is never stored on the customer, so it can neither claim an address nor
+        collide with the account of the address's real owner."""
+        check_nonce(request, sociallogin)
+        check_idp_reauthentication(request, sociallogin)
         if sociallogin.state.get("process") == AuthProcess.CONNECT and needs_idp_reauthentication(
             request
         ):

@@ -1,16 +1,16 @@
 """Step-up: before something sensitive, prove again that it is you.
 
-step_up_required guards linking, unlinking, changing the email address or the
-password, and changing the second factor:
+step_up_required guards linking, unlinking, address, password, second-factor and
+sign-in-method changes, export and deletion:
 
 1. a recent re-authentication: a password customer types their password again
    (allauth's re-authentication, which also replays a suspended POST); a customer
-   without a password signs in again at one of their own IdPs (accounts.reauth).
-   With sign_in_counts (the linking pages), a password sign-in within
-   ACCOUNT_REAUTHENTICATION_TIMEOUT counts as that re-authentication, as a sign-in
-   at their own IdP already does for customers without a password: whoever signs in
-   and links at once types the password once. Unlinking and every change to the
-   account itself (email, password, second factor, export, deletion) always ask;
+   without a password re-authenticates at one of their own IdPs, which must prove
+   a new sign-in by auth_time, or else with a code mailed to a confirmed address
+   (accounts.reauth). A sign-in does not count, except with sign_in_counts (the
+   linking pages): there a sign-in within ACCOUNT_REAUTHENTICATION_TIMEOUT, by
+   password or at the customer's own IdP, counts, so whoever signs in and links at
+   once signs in once;
 2. then, for a customer with a second factor, a second-factor verification within
    the same ACCOUNT_REAUTHENTICATION_TIMEOUT (accounts.mfa.flows.is_fresh); the
    request is suspended the way allauth does it and resumed after the code.
@@ -45,7 +45,7 @@ def step_up_required(view=None, *, allow_get: bool = False, sign_in_counts: bool
         @wraps(view)
         def second_factor(request: HttpRequest, *args, **kwargs):
             if not (allow_get and request.method == "GET"):
-                if needs_idp_reauthentication(request):
+                if needs_idp_reauthentication(request, sign_in_counts=sign_in_counts):
                     return redirect(reauthentication_url(request.get_full_path()))
                 if flows.is_enrolled(request.user) and not flows.is_fresh(request):
                     return suspend_request(request, reverse("mfa_verify"))

@@ -1,10 +1,12 @@
 import segno
+from allauth.account import views as allauth_views
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount, SocialApp
 from allauth.socialaccount.views import connections as allauth_connections
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,6 +18,7 @@ from accounts import consent, deletion, export
 from accounts.forms import AgreementForm, DeletionForm, MarketingEmailForm
 from accounts.models import ConsentRecord
 from accounts.reauth import (
+    code_allowed,
     needs_idp_reauthentication,
     reauthentication_url,
 )
@@ -78,7 +81,8 @@ def connections(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 def reauthenticate_idp(request: HttpRequest) -> HttpResponse:
-    """Sign in again at one of your own IdPs before changing how you sign in."""
+    """Sign in again at one of your own IdPs before something sensitive
+    (accounts.reauth: this signs nobody in, it proves a new sign-in)."""
     next_url = request.GET.get("next", "")
     if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
         next_url = "/me/"
@@ -93,11 +97,27 @@ def reauthenticate_idp(request: HttpRequest) -> HttpResponse:
             (
                 provider,
                 provider.get_login_url(
-                    request, process="login", action="reauthenticate", next=next_url
+                    request, process="redirect", action="reauthenticate", next=next_url
                 ),
             )
         )
     return render(request, "accounts/reauthenticate_idp.html", {"providers": providers})
+
+
+@login_required
+def request_reauthentication_code(request: HttpRequest) -> HttpResponse:
+    """allauth's re-authentication by mailed code, only as the fallback of
+    accounts.reauth: never for a customer with a password."""
+    if not code_allowed(request):
+        raise PermissionDenied
+    return allauth_views.request_reauthentication_code(request)
+
+
+@login_required
+def confirm_reauthentication_code(request: HttpRequest) -> HttpResponse:
+    if not code_allowed(request):
+        raise PermissionDenied
+    return allauth_views.confirm_reauthentication_code(request)
 
 
 def notice(request: HttpRequest) -> HttpResponse:

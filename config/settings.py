@@ -325,8 +325,10 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[統合ID] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = _site.scheme
 ACCOUNT_REAUTHENTICATION_TIMEOUT = env_int("REAUTHENTICATION_TIMEOUT", 300)
 # A customer with a password types it again; one without signs in again at their own
-# IdP (accounts.reauth). Not a code by email: a mailbox is not the password.
-ACCOUNT_REAUTHENTICATION_METHODS = ("password",)
+# IdP (accounts.reauth), and only when that IdP cannot prove a new sign-in, enters a
+# code mailed to a confirmed address. A mailbox never stands in for the password
+# (AccountAdapter.get_reauthentication_methods, accounts.views).
+ACCOUNT_REAUTHENTICATION_METHODS = ("password", "code")
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
     "login_failed": "10/m/ip,5/5m/key",
@@ -410,7 +412,11 @@ def social_providers(
     """SOCIALACCOUNT_PROVIDERS: a provider gets an app, and so a button and URLs, only
     when configured. Tests build theirs with this function too."""
     providers: dict = {
-        "openid_connect": {"APPS": _oidc_apps(oidc_providers)},
+        # allauth's generic provider with a nonce and checked re-authentication.
+        "openid_connect": {
+            "provider_class": "accounts.providers.oidc.OpenIDConnectProvider",
+            "APPS": _oidc_apps(oidc_providers),
+        },
         "line": {"SCOPE": ["openid", "profile", "email"], "APPS": []},
         "google": {"SCOPE": ["openid", "profile", "email"], "APPS": []},
     }

@@ -22,6 +22,16 @@ urlpatterns = [
     path(
         "accounts/reauthenticate/idp/", account_views.reauthenticate_idp, name="reauthenticate_idp"
     ),
+    path(
+        "accounts/reauthenticate/code/",
+        account_views.request_reauthentication_code,
+        name="account_request_reauthentication_code",
+    ),
+    path(
+        "accounts/reauthenticate/code/confirm/",
+        account_views.confirm_reauthentication_code,
+        name="account_confirm_reauthentication_code",
+    ),
     path("accounts/2fa/", include("accounts.mfa.urls")),
     # allauth's pages that change how a customer signs in, behind step-up.
     path(

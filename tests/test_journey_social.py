@@ -1,6 +1,6 @@
 """Customers on a phone who sign in with LINE or Google: a new unified ID on the first
-sign-in, another sign-in method connected from the connections page, and every method
-leading back to the same unified ID."""
+sign-in, another sign-in method connected from the connections page (after signing in
+again), and every method leading back to the same unified ID."""
 
 import re
 
@@ -33,9 +33,14 @@ def _sign_in_with(page: Page, site: str, provider: str) -> str:
     return unified_id_on_page(page)
 
 
-def _connect(page: Page, site: str, provider: str) -> None:
+def _connect(page: Page, site: str, provider: str, *, reauthenticate_at: str = "") -> None:
+    """With reauthenticate_at, the customer (who has no password) first signs in
+    again there: the sign-in itself does not count."""
     page.goto(site + "/me/")
     page.locator("main a[href='/accounts/3rdparty/']").click()
+    if reauthenticate_at:
+        expect(page).to_have_url(re.compile(re.escape(site) + r"/accounts/reauthenticate/idp/"))
+        _provider_button(page, reauthenticate_at).click()
     expect(page).to_have_url(site + "/accounts/3rdparty/")
     _provider_button(page, provider).click()
 
@@ -56,7 +61,7 @@ def test_a_line_customer_connects_google_and_both_lead_to_one_unified_id(
     issued = _sign_in_with(page, live_site, "LINE")
     assert unified_id.is_valid(issued)
 
-    _connect(page, live_site, "Google")
+    _connect(page, live_site, "Google", reauthenticate_at="LINE")
     expect(page).to_have_url(live_site + "/accounts/3rdparty/")
     expect(page.locator("main label").filter(has_text="Google")).to_be_visible()
     _expect_sign_in_methods(page, live_site, "LINE", "Google")

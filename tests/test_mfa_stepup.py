@@ -209,7 +209,7 @@ def test_an_idp_customer_signs_in_again_at_the_idp_then_gives_the_code(
 
     response = client.get(url)
     assert urlsplit(response["Location"]).path == "/accounts/reauthenticate/idp/"
-    fake_idp.sign_in(client, LINE)  # signed in at LINE again just now
+    fake_idp.reauthenticate(client, LINE, url)  # signed in at LINE again just now
     response = client.get(url)
     assert urlsplit(response["Location"]).path == VERIFY
     pass_second_factor(client, device, drift=1)

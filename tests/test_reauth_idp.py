@@ -1,5 +1,5 @@
 """Customers without a password re-authenticate at one of their own IdPs before
-connecting or disconnecting a sign-in method."""
+connecting or disconnecting a sign-in method; the sign-in itself does not count."""
 
 from urllib.parse import parse_qs, urlsplit
 
@@ -8,6 +8,7 @@ from allauth.socialaccount.models import SocialAccount
 from django.urls import reverse
 
 from accounts.models import Customer
+from accounts.reauth import IDP_REAUTHENTICATED
 
 
 @pytest.fixture
@@ -23,11 +24,24 @@ def _age_sign_in(client, seconds: int = 3600) -> None:
         {**record, "at": record["at"] - seconds}
         for record in session["account_authentication_methods"]
     ]
+    if IDP_REAUTHENTICATED in session:
+        session[IDP_REAUTHENTICATED] = {
+            **session[IDP_REAUTHENTICATED],
+            "at": session[IDP_REAUTHENTICATED]["at"] - seconds,
+        }
     session.save()
 
 
-def test_a_fresh_idp_sign_in_may_connect_another_identity(client, fake_idp, line_customer):
+def test_a_fresh_idp_sign_in_is_not_enough_to_connect_a_reauthentication_is(
+    client, fake_idp, line_customer
+):
     fake_idp.set_user("google", sub="G-1", email="taro@example.jp", email_verified=True)
+    response = fake_idp.sign_in(client, "google", process="connect")
+    assert response["Location"].startswith(reverse("reauthenticate_idp"))
+    assert not SocialAccount.objects.filter(provider="google").exists()
+
+    fake_idp.set_user("line", sub="U-line-1")
+    fake_idp.reauthenticate(client, "line", reverse("socialaccount_connections"))
     fake_idp.sign_in(client, "google", process="connect")
     assert set(
         SocialAccount.objects.filter(user=line_customer).values_list("provider", flat=True)
@@ -60,6 +74,8 @@ def test_an_old_idp_sign_in_cannot_connect_even_by_a_direct_request(
 
 
 def test_an_old_idp_sign_in_cannot_disconnect(client, fake_idp, line_customer):
+    fake_idp.set_user("line", sub="U-line-1")
+    fake_idp.reauthenticate(client, "line")
     fake_idp.set_user("google", sub="G-1")
     fake_idp.sign_in(client, "google", process="connect")
     _age_sign_in(client)
@@ -74,10 +90,11 @@ def test_signing_in_again_at_the_idp_unlocks_the_page(client, fake_idp, line_cus
     reauth_page = client.get(reverse("socialaccount_connections"))["Location"]
     login_url = client.get(reauth_page).context["providers"][0][1]
     query = parse_qs(urlsplit(login_url).query)
-    assert query["action"] == ["reauthenticate"] and query["process"] == ["login"]
+    assert query["action"] == ["reauthenticate"] and query["process"] == ["redirect"]
     fake_idp.set_user("line", sub="U-line-1")
     authorize_url = client.post(login_url)["Location"]
-    assert "max_age=0" in authorize_url
+    sent = parse_qs(urlsplit(authorize_url).query)
+    assert (sent["prompt"], sent["max_age"]) == (["login"], ["0"])
     back = client.get(fake_idp.approve(authorize_url))
     assert back["Location"] == reverse("socialaccount_connections")
     assert client.get(reverse("socialaccount_connections")).status_code == 200

@@ -272,6 +272,7 @@ def test_disconnecting_requires_reauthentication_then_works(fake_idp, client, cu
 def test_disconnecting_the_only_way_to_sign_in_is_refused(fake_idp, client):
     fake_idp.set_user(LINE, sub=HANAKO_LINE_ID)
     fake_idp.sign_in(client, LINE)
+    fake_idp.reauthenticate(client, LINE)
     account = SocialAccount.objects.get()
 
     response = client.post(reverse("socialaccount_connections"), {"account": account.pk})
@@ -285,6 +286,7 @@ def test_social_only_customer_can_disconnect_one_of_two_identities(fake_idp, cli
     fake_idp.set_user(LINE, sub=HANAKO_LINE_ID)
     fake_idp.set_user(GOOGLE, sub="108234567890")
     fake_idp.sign_in(client, LINE)
+    fake_idp.reauthenticate(client, LINE)
     fake_idp.sign_in(client, GOOGLE, process="connect")
     customer = signed_in(client)
     line, google = (SocialAccount.objects.get(provider=p, user=customer) for p in (LINE, GOOGLE))

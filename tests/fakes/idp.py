@@ -11,6 +11,13 @@ It is stricter than the real IdPs in two ways, because this site promises both:
 every authorize request must carry state and an S256 code_challenge, and LINE's
 must carry a nonce.
 
+The user set with set_user() has been signed in at the IdP for an hour. A request
+with prompt=login, or with a max_age that hour exceeds, signs them in again; with
+prompt=login or max_age the ID token carries auth_time (OpenID Connect Core 3.1.2.1).
+answer_reauthentication() makes an IdP ignore both, sending no auth_time or the
+hour-old one, as some real IdPs do. Google, like the real one, refuses prompt
+values other than none, consent and select_account.
+
 Routes (base_url + ...):
     LINE    GET  /line/oauth2/v2.1/authorize         POST /line-api/oauth2/v2.1/token
             POST /line-api/oauth2/v2.1/verify        GET  /line-api/v2/profile
@@ -48,6 +55,16 @@ KEY_ID = "fake-idp-rsa-1"
 CODE_TTL = 600
 TOKEN_TTL = 3600
 LINE_SCOPES = {"openid", "profile", "email"}
+SESSION_AGE = 3600  # how long ago the user signed in at the IdP, per set_user()
+GOOGLE_PROMPTS = {"none", "consent", "select_account"}
+
+
+class Reauthentication(StrEnum):
+    """How an IdP answers prompt=login and max_age."""
+
+    HONOURED = "honoured"  # signs the user in again; auth_time is now
+    NO_AUTH_TIME = "no-auth-time"  # ignores both and sends no auth_time
+    STALE = "stale"  # ignores both and sends the auth_time of its hour-old session
 
 
 class Tamper(StrEnum):
@@ -89,6 +106,7 @@ class _Grant:
     code_challenge: str
     user: User
     expires_at: float
+    auth_time: int | None
 
 
 @dataclass(frozen=True)
@@ -160,6 +178,8 @@ class FakeIdP:
             GOOGLE: Client("1234567890-fake.apps.googleusercontent.com", secrets.token_urlsafe(24)),
         }
         self._users: dict[str, User] = {}
+        self._signed_in_at: dict[str, float] = {}
+        self._reauthentication: dict[str, Reauthentication] = {}
         self._tamper: dict[str, Tamper] = {}
         self._codes: dict[str, _Grant] = {}
         self._access_tokens: dict[str, _Access] = {}
@@ -198,10 +218,17 @@ class FakeIdP:
         email: str | None = None,
         email_verified: bool = False,
     ) -> None:
-        """Who the provider's next authorize request signs in (and approves)."""
+        """Who the provider's next authorize request signs in (and approves): signed
+        in at the IdP since SESSION_AGE seconds ago."""
         self._client(provider)
         with self._lock:
             self._users[provider] = User(sub, name, email, email_verified)
+            self._signed_in_at[provider] = time.time() - SESSION_AGE
+
+    def answer_reauthentication(self, provider: str, how: Reauthentication) -> None:
+        self._client(provider)
+        with self._lock:
+            self._reauthentication[provider] = Reauthentication(how)
 
     def tamper_next_id_token(self, provider: str, how: Tamper) -> None:
         with self._lock:
@@ -210,6 +237,8 @@ class FakeIdP:
     def reset(self) -> None:
         with self._lock:
             self._users.clear()
+            self._signed_in_at.clear()
+            self._reauthentication.clear()
             self._tamper.clear()
             self._codes.clear()
             self._access_tokens.clear()
@@ -292,10 +321,17 @@ class FakeIdP:
             raise refuse("nonce is required")
         if not query.get("code_challenge") or query.get("code_challenge_method") != "S256":
             raise refuse("an S256 code_challenge is required")
+        prompt = set(query.get("prompt", "").split())
+        if provider == GOOGLE and not prompt <= GOOGLE_PROMPTS:
+            raise refuse(f"Invalid parameter value for prompt: Invalid prompt: {query['prompt']}")
+        max_age = query.get("max_age")
+        if max_age is not None and not max_age.isdigit():
+            raise refuse("max_age must be a number of seconds")
         with self._lock:
             user = self._users.get(provider)
         if user is None:
             raise refuse("no user is signed in at the IdP", "access_denied")
+        auth_time = self._authenticate(provider, prompt, max_age)
         return _Grant(
             provider=provider,
             client_id=query["client_id"],
@@ -305,7 +341,26 @@ class FakeIdP:
             code_challenge=query["code_challenge"],
             user=user,
             expires_at=time.time() + CODE_TTL,
+            auth_time=auth_time,
         )
+
+    def _authenticate(self, provider: str, prompt: set[str], max_age: str | None) -> int | None:
+        """Sign the user in again if asked to; the auth_time the ID token will carry."""
+        asked = "login" in prompt or max_age is not None
+        with self._lock:
+            how = self._reauthentication.get(provider, Reauthentication.HONOURED)
+            if how is Reauthentication.HONOURED and (
+                "login" in prompt
+                or (
+                    max_age is not None
+                    and time.time() - self._signed_in_at[provider] > int(max_age)
+                )
+            ):
+                self._signed_in_at[provider] = time.time()
+            signed_in_at = self._signed_in_at[provider]
+        if not asked or how is Reauthentication.NO_AUTH_TIME:
+            return None
+        return int(signed_in_at)
 
     # Token endpoint.
 
@@ -373,6 +428,8 @@ class FakeIdP:
         }
         if grant.nonce:
             claims["nonce"] = grant.nonce
+        if grant.auth_time is not None:
+            claims["auth_time"] = grant.auth_time
         if "profile" in grant.scope:
             claims.update(name=user.name, picture=user.picture)
         if grant.provider == LINE:
@@ -463,7 +520,15 @@ class FakeIdP:
                     "client_secret_basic",
                 ],
                 "code_challenge_methods_supported": ["S256"],
-                "claims_supported": ["sub", "name", "picture", "email", "email_verified"],
+                "claims_supported": [
+                    "sub",
+                    "auth_time",
+                    "nonce",
+                    "name",
+                    "picture",
+                    "email",
+                    "email_verified",
+                ],
             },
         )
 

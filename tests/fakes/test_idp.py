@@ -1,7 +1,10 @@
 """The fake IdPs refuse what the real ones refuse; otherwise the sign-in tests that
 lean on them would prove little."""
 
+import base64
+import json
 import secrets
+import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -9,7 +12,7 @@ import pytest
 import requests
 from cryptography import x509
 
-from tests.fakes.idp import GOOGLE, LINE, FakeIdP, s256
+from tests.fakes.idp import GOOGLE, LINE, SESSION_AGE, FakeIdP, Reauthentication, s256
 
 CALLBACK = "http://site.invalid/callback/"
 
@@ -157,3 +160,52 @@ def test_google_publishes_pem_certificates_and_oidc_a_discovery_document(idp):
         f"{idp.base_url}/oidc/nobody/.well-known/openid-configuration", timeout=10
     )
     assert unknown.status_code == 404
+
+
+def id_token_claims(idp: FakeIdP, provider: str, **overrides: str) -> dict:
+    """The claims of the ID token that an authorize request with overrides earns."""
+    response, verifier = authorize(idp, provider, **overrides)
+    tokens = exchange(idp, provider, redirect_params(response)["code"], verifier).json()
+    payload = tokens["id_token"].split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+@pytest.mark.parametrize("provider", [LINE, GOOGLE, "acme"])
+def test_the_nonce_comes_back_in_the_id_token(idp, provider):
+    assert id_token_claims(idp, provider, nonce="n-42")["nonce"] == "n-42"
+
+
+@pytest.mark.parametrize(("provider", "prompt"), [(LINE, "login"), ("acme", "login"), (GOOGLE, "")])
+def test_max_age_0_signs_the_user_in_again_and_issues_auth_time(idp, provider, prompt):
+    before = int(time.time())
+
+    plain = id_token_claims(idp, provider)
+    again = id_token_claims(idp, provider, prompt=prompt, max_age="0")
+    prompted = id_token_claims(idp, "acme", prompt="login")
+
+    assert "auth_time" not in plain
+    assert again["auth_time"] >= before
+    assert prompted["auth_time"] >= before
+
+
+def test_a_max_age_longer_than_the_session_keeps_the_old_sign_in(idp):
+    claims = id_token_claims(idp, LINE, max_age=str(2 * SESSION_AGE))
+
+    assert claims["auth_time"] <= time.time() - SESSION_AGE
+
+
+def test_an_idp_can_ignore_reauthentication(idp):
+    idp.answer_reauthentication(LINE, Reauthentication.NO_AUTH_TIME)
+    idp.answer_reauthentication(GOOGLE, Reauthentication.STALE)
+
+    line = id_token_claims(idp, LINE, prompt="login", max_age="0")
+    google = id_token_claims(idp, GOOGLE, max_age="0")
+
+    assert "auth_time" not in line
+    assert google["auth_time"] <= time.time() - SESSION_AGE
+
+
+def test_google_refuses_prompt_login_as_google_does(idp):
+    response, _ = authorize(idp, GOOGLE, prompt="login", max_age="0")
+
+    assert redirect_params(response)["error"] == "invalid_request"
