@@ -4,6 +4,7 @@ from types import SimpleNamespace
 from urllib.parse import urlencode, urlsplit
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialLogin
@@ -13,7 +14,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext
 
-from accounts import backends, consent
+from accounts import backends, consent, tasks
 from accounts.providers.oidc import check_nonce
 from accounts.reauth import (
     check_idp_reauthentication,
@@ -55,11 +56,15 @@ class AccountAdapter(DefaultAccountAdapter):
             raise self.validation_error("too_many_login_attempts")
 
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
-        """Mail speaks as the product ("統合ID"), not as the request's host name."""
+        """Mail speaks as the product ("統合ID"), not as the request's host name. It is
+        rendered here, in the request's language, and a worker sends it after commit
+        (accounts.tasks): no answer waits on the mail server, whichever mail it is."""
         site = SimpleNamespace(
             name=gettext("Unified ID"), domain=urlsplit(settings.SITE_URL).netloc
         )
-        super().send_mail(template_prefix, email, {"current_site": site, **context})
+        request = allauth_context.request
+        context = {"request": request, "email": email, "current_site": site, **context}
+        tasks.send_after_commit(self.render_mail(template_prefix, email, context))
 
 
 def vouches_for_email(provider) -> bool:

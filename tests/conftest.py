@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.linking",
     "tests.fixtures.staff",
     "tests.fixtures.mfa",
+    "tests.fixtures.mail",
 ]
 
 PASSWORD = "kiwi-Orange-7741"

@@ -8,55 +8,106 @@ Imported hashes come in the formats legacy systems use:
 See docs/linking.md. Unknown formats never verify.
 """
 
+import functools
 import hashlib
 import hmac
+import secrets
 
+import argon2
 import bcrypt
-from django.contrib.auth import hashers
+from django.conf import settings
+from django.contrib.auth.hashers import BasePasswordHasher
+from django.core.cache import cache
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 from linking import audit, claims, throttle
 from linking.models import AuditEvent, LegacyAccount, LegacyService, Proof
 from linking.proofs import ProofRefused, ProofThrottled
 
-_DJANGO_HASHERS = {
-    hasher.algorithm: hasher
-    for hasher in (
-        hashers.Argon2PasswordHasher(),
-        hashers.PBKDF2PasswordHasher(),
-        hashers.PBKDF2SHA1PasswordHasher(),
-        hashers.BCryptSHA256PasswordHasher(),
-        hashers.BCryptPasswordHasher(),
-        hashers.ScryptPasswordHasher(),
-        hashers.MD5PasswordHasher(),
-    )
-}
-# Spend comparable time on unknown member numbers, so timing does not tell them apart.
-_DUMMY_HASH = hashers.make_password("not-a-password", hasher="pbkdf2_sha256")
+_RAW_BCRYPT = ("$2a$", "$2b$", "$2y$")
+_DUMMY_SECONDS = 60 * 60
+
+
+@functools.cache
+def _hashers() -> dict[str, BasePasswordHasher]:
+    """LEGACY_PASSWORD_HASHERS by algorithm: formats verified here, never made."""
+    hashers = (import_string(path)() for path in settings.LEGACY_PASSWORD_HASHERS)
+    return {hasher.algorithm: hasher for hasher in hashers}
+
+
+@receiver(setting_changed)
+def _forget_hashers(*, setting: str, **kwargs) -> None:
+    if setting == "LEGACY_PASSWORD_HASHERS":
+        _hashers.cache_clear()
+
+
+def _django_hasher(encoded: str) -> tuple[BasePasswordHasher | None, str]:
+    """The hasher for `encoded`, and `encoded` in its format: raw bcrypt is Django's
+    bcrypt$ format without the prefix ($2y$ is PHP's name for $2b$)."""
+    if encoded.startswith(_RAW_BCRYPT):
+        encoded = "bcrypt$" + encoded.replace("$2y$", "$2b$", 1)
+    return _hashers().get(encoded.partition("$")[0]), encoded
 
 
 def verify_legacy_password(encoded: str, password: str) -> bool:
     if not encoded or not password:
         return False
-    encoded_bytes = encoded.encode()
-    if encoded.startswith(("$2a$", "$2b$", "$2y$")):
-        try:
-            return bcrypt.checkpw(password.encode(), encoded_bytes.replace(b"$2y$", b"$2b$", 1))
-        except ValueError:
-            return False
     algorithm, _sep, rest = encoded.partition("$")
     if algorithm == "sha256":
         salt, _sep, expected = rest.partition("$")
         actual = hashlib.sha256((salt + password).encode()).hexdigest()
         return hmac.compare_digest(actual, expected.lower())
-    hasher = _DJANGO_HASHERS.get(algorithm)
+    hasher, encoded = _django_hasher(encoded)
     if hasher is None:
         return False
     try:
         return hasher.verify(password, encoded)
     except (ValueError, TypeError):
         return False
+
+
+def _same_cost_hash(service: LegacyService) -> str:
+    """A hash of a random password in the format and cost of one of the service's
+    own (kept an hour, shared by all processes). A member number without a hash is
+    checked against it: as much work as a real one, and nothing more."""
+    key = f"linking:legacy-dummy-hash:{service.pk}"
+    dummy = cache.get(key)
+    if dummy is None:
+        samples = LegacyAccount.objects.filter(service=service).exclude(password_hash="")
+        dummy = _hash_like(next(iter(samples.values_list("password_hash", flat=True)[:1]), ""))
+        cache.set(key, dummy, _DUMMY_SECONDS)
+    return dummy
+
+
+def _hash_like(encoded: str) -> str:
+    password = secrets.token_urlsafe(16)
+    if encoded.startswith("sha256$"):
+        salt = secrets.token_hex(8)
+        return f"sha256${salt}${hashlib.sha256((salt + password).encode()).hexdigest()}"
+    hasher, encoded = _django_hasher(encoded)
+    if hasher is None:
+        return ""  # an unknown format is refused without work; so is this
+    try:
+        cost = hasher.decode(encoded)
+        match hasher.algorithm:
+            case "argon2":
+                same = argon2.PasswordHasher.from_parameters(cost["params"])
+                return "argon2" + same.hash(password)
+            case "bcrypt" | "bcrypt_sha256":
+                return hasher.encode(password, bcrypt.gensalt(cost["work_factor"]))
+            case "scrypt":
+                n, r, p = cost["work_factor"], cost["block_size"], cost["parallelism"]
+                return hasher.encode(password, hasher.salt(), n, r, p)
+            case "pbkdf2_sha256" | "pbkdf2_sha1":
+                return hasher.encode(password, hasher.salt(), cost["iterations"])
+            case _:
+                return hasher.encode(password, hasher.salt())
+    except (ValueError, TypeError, KeyError):
+        return ""
 
 
 def link_by_password(
@@ -81,8 +132,9 @@ def link_by_password(
             reason="throttled",
         )
         raise ProofThrottled
-    if account is None:
-        verify_legacy_password(_DUMMY_HASH, password)
+    dummy = _same_cost_hash(service)
+    if account is None or not account.password_hash:
+        verify_legacy_password(dummy, password)  # the work of a real check, result unused
         ok = False
     else:
         ok = verify_legacy_password(account.password_hash, password)
