@@ -21,6 +21,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Customer
+from accounts.tasks import send_after_commit
 from linking import audit
 from linking.models import LinkEvent
 
@@ -88,8 +89,8 @@ def _send(customer_pk: int, template_prefix: str, context: dict) -> None:
 
 
 def mail(template_prefix: str, email: str, context: dict) -> None:
-    """Render and send one of allauth's mail templates. Works outside a request too
-    (after commit, in a worker), where allauth's own send_mail needs one."""
+    """Render one of allauth's mail templates and hand it to the mail task, as
+    allauth's own mails go (accounts.tasks). Works outside a request too."""
     site = SimpleNamespace(name=gettext("Unified ID"), domain=urlsplit(settings.SITE_URL).netloc)
     context = {"current_site": site, "email": email, "timestamp": timezone.now(), **context}
-    get_adapter().render_mail(template_prefix, email, context).send()
+    send_after_commit(get_adapter().render_mail(template_prefix, email, context))
