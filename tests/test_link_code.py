@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 from django_otp import devices_for_user
 
@@ -26,12 +27,18 @@ def legacy(make_account):
     )
 
 
+def _send_code(**kwargs) -> OwnershipCode:
+    """send_code, its transaction committed: the mail task hands the code over."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return send_code(**kwargs)
+
+
 def _code_from(mailoutbox) -> str:
     return re.search(r"\b(\d{6})\b", mailoutbox[-1].body).group(1)
 
 
 def test_code_goes_to_the_email_on_the_legacy_record(rf, customer, legacy, mailoutbox):
-    send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+    _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
     assert mailoutbox[-1].to == ["Taro.Yamada@Example.jp"]
     code = _code_from(mailoutbox)
     stored = OwnershipCode.objects.get()
@@ -41,7 +48,7 @@ def test_code_goes_to_the_email_on_the_legacy_record(rf, customer, legacy, mailo
 
 
 def test_the_right_code_links(rf, customer, legacy, mailoutbox):
-    send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+    _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
     link_by_code(
         customer=customer, account=legacy, entered=_code_from(mailoutbox), request=rf.post("/")
     )
@@ -51,7 +58,7 @@ def test_the_right_code_links(rf, customer, legacy, mailoutbox):
 
 
 def test_a_code_works_only_once(rf, customer, legacy, mailoutbox):
-    send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+    _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
     code = _code_from(mailoutbox)
     link_by_code(customer=customer, account=legacy, entered=code, request=rf.post("/"))
     from linking.claims import unlink
@@ -64,7 +71,7 @@ def test_a_code_works_only_once(rf, customer, legacy, mailoutbox):
 
 
 def test_an_expired_code_is_refused(rf, customer, legacy, mailoutbox):
-    send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+    _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
     OwnershipCode.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(ProofRefused):
         link_by_code(
@@ -76,7 +83,7 @@ def test_an_expired_code_is_refused(rf, customer, legacy, mailoutbox):
 
 def test_a_code_is_bound_to_its_account(rf, customer, legacy, make_account, mailoutbox):
     other = make_account("S0009999", email="someone@example.jp")
-    send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+    _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
     with pytest.raises(ProofRefused):
         link_by_code(
             customer=customer, account=other, entered=_code_from(mailoutbox), request=rf.post("/")
@@ -87,7 +94,7 @@ def test_a_code_is_bound_to_its_account(rf, customer, legacy, make_account, mail
 
 def test_a_code_is_bound_to_its_customer(rf, customer, make_customer, legacy, mailoutbox):
     intruder = make_customer("intruder@example.jp")
-    send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+    _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
     with pytest.raises(ProofRefused):
         link_by_code(
             customer=intruder, account=legacy, entered=_code_from(mailoutbox), request=rf.post("/")
@@ -97,7 +104,7 @@ def test_a_code_is_bound_to_its_customer(rf, customer, make_customer, legacy, ma
 
 
 def test_five_wrong_codes_lock_it(rf, customer, legacy, mailoutbox):
-    send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+    _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
     code = _code_from(mailoutbox)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
     for _ in range(5):
@@ -112,9 +119,9 @@ def test_five_wrong_codes_lock_it(rf, customer, legacy, mailoutbox):
 
 
 def test_a_new_code_replaces_the_old_one(rf, customer, legacy, mailoutbox):
-    send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+    _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
     old = _code_from(mailoutbox)
-    send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+    _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
     new = _code_from(mailoutbox)
     if old != new:
         with pytest.raises(ProofRefused):
@@ -126,13 +133,13 @@ def test_a_new_code_replaces_the_old_one(rf, customer, legacy, mailoutbox):
 
 def test_sending_is_throttled_per_account(rf, customer, legacy):
     for _ in range(3):
-        send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+        _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
     with pytest.raises(ProofThrottled):
-        send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+        _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
 
 
 def test_sms_goes_to_the_phone_on_record_through_the_sms_backend(rf, customer, legacy, settings):
-    send_code(customer=customer, account=legacy, channel="sms", request=rf.post("/"))
+    _send_code(customer=customer, account=legacy, channel="sms", request=rf.post("/"))
     (sms,) = list((settings.MAILBOX_DIR).glob("*.eml"))
     message = email.message_from_bytes(sms.read_bytes(), policy=email.policy.default)
     assert message["To"] == "+819012345678@sms.invalid"
@@ -142,11 +149,11 @@ def test_sms_goes_to_the_phone_on_record_through_the_sms_backend(rf, customer, l
 def test_no_channel_without_a_contact(rf, customer, make_account):
     bare = make_account("S0000001")
     with pytest.raises(ProofRefused):
-        send_code(customer=customer, account=bare, channel="email", request=rf.post("/"))
+        _send_code(customer=customer, account=bare, channel="email", request=rf.post("/"))
 
 
 def test_an_ownership_code_is_not_a_sign_in_factor(rf, customer, legacy):
-    send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
+    _send_code(customer=customer, account=legacy, channel="email", request=rf.post("/"))
     assert list(devices_for_user(customer, confirmed=None)) == []
 
 

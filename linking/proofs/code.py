@@ -20,6 +20,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts.tasks import send_after_commit
 from linking import audit, claims, sms, throttle
 from linking.models import AuditEvent, LegacyAccount, OwnershipCode, Proof
 from linking.proofs import ProofRefused, ProofThrottled
@@ -112,7 +113,7 @@ def _deliver(account: LegacyAccount, channel: str, code: str) -> None:
         message = EmailMultiAlternatives(
             subject, text, to=[account.email.strip() or account.email_key]
         )
-        message.send()
+        send_after_commit(message)
 
 
 def link_by_code(*, customer, account: LegacyAccount, entered: str, request: HttpRequest) -> None:
