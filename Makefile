@@ -16,13 +16,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian's Chromium for the browser tests (Playwright cannot download browsers here),
-# Japanese fonts so screenshots show Japanese, and strace, which kills campaign senders
-# at chosen system calls in tests/test_campaign_commit_point.py.
+# Debian's Chromium for the browser tests (Playwright cannot download browsers here)
+# and Japanese fonts so screenshots show Japanese.
 browser:
-	@if [ ! -x /usr/bin/chromium ] || ! command -v strace >/dev/null; then \
+	@if [ ! -x /usr/bin/chromium ]; then \
 		$(SUDO) apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk strace; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; \
 	fi
 
 messages: $(STAMP)
@@ -38,13 +37,8 @@ migrate: $(STAMP) messages
 seed: migrate
 	$(BIN)/python manage.py seed_demo
 
+# config/run.py prints the site's address: SITE_URL, or RUN_ADDR's (docs/configuration.md).
 run: seed
-	@echo ""
-	@echo "  Site:    http://127.0.0.1:8000/"
-	@echo "  Mailbox: http://127.0.0.1:8000/mailbox/"
-	@echo "  Demo login: demo@example.jp / demo-pass-2026"
-	@echo "  Ctrl-C stops the web server, the Celery worker and beat."
-	@echo ""
 	DEBUG=1 $(BIN)/python -m config.run
 
 test: $(STAMP) messages static browser

@@ -16,6 +16,7 @@ pages carry no inline script at all under the CSP.
 import json
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.views.i18n import JavaScriptCatalog
@@ -34,12 +35,20 @@ class StepUpRequired(exceptions.OTPWebAuthnApiError):
     default_code = "step_up_required"
 
 
+class PasskeysOff(exceptions.OTPWebAuthnApiError):
+    status_code = 403
+    default_detail = _("Passkeys cannot be used at this site's address.")
+    default_code = "passkeys_off"
+
+
 class _StepUpFirst:
     """Registering a passkey changes the second factor: step-up first."""
 
     def check_can_register(self) -> None:
         from accounts.stepup import is_stepped_up
 
+        if not settings.PASSKEYS_ENABLED:
+            raise PasskeysOff()
         if not is_stepped_up(self.request):
             raise StepUpRequired()
 
@@ -48,6 +57,8 @@ class _SignedInOnly:
     """A passkey confirms a signed-in person; it never signs anyone in."""
 
     def check_can_authenticate(self) -> None:
+        if not settings.PASSKEYS_ENABLED:
+            raise PasskeysOff()
         user = self.request.user
         if not (user.is_authenticated and user.is_active):
             raise exceptions.PasswordlessLoginDisabled()

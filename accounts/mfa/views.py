@@ -4,6 +4,7 @@ verification page every sign-in leads to. Views are thin: they call flows,
 totp, backup_codes."""
 
 from allauth.account.internal.flows.reauthentication import resume_request
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -35,6 +36,8 @@ def overview(request: HttpRequest) -> HttpResponse:
             "passkeys": WebAuthnCredential.objects.filter(user=user, confirmed=True).order_by("pk"),
             "enrolled": flows.is_enrolled(user),
             "unused_backup_codes": backup_codes.unused(user),
+            "passkeys_enabled": settings.PASSKEYS_ENABLED,
+            "site_url": settings.SITE_URL,
         },
     )
 
@@ -64,6 +67,8 @@ def add_totp(request: HttpRequest) -> HttpResponse:
 @never_cache
 @step_up_required
 def add_passkey(request: HttpRequest) -> HttpResponse:
+    if not settings.PASSKEYS_ENABLED:
+        return redirect("mfa_overview")  # which says why
     return render(
         request,
         "mfa/add_passkey.html",
@@ -120,7 +125,10 @@ def verify(request: HttpRequest) -> HttpResponse:
         if flows.verify(request=request, token=form.cleaned_data["token"]):
             return _onward(request)
         form.add_error("token", _locked_or_wrong(request))
-    has_passkey = WebAuthnCredential.objects.filter(user=user, confirmed=True).exists()
+    has_passkey = (
+        settings.PASSKEYS_ENABLED
+        and WebAuthnCredential.objects.filter(user=user, confirmed=True).exists()
+    )
     return render(
         request,
         "mfa/verify.html",

@@ -1,0 +1,106 @@
+"""`make run` (config/run.py): it starts under a SITE_URL where passkeys cannot work, and
+says the address where the site answers."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from config.run import addresses
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SITE_LINE = re.compile(r"Site:\s+(\S+)")
+
+
+@pytest.mark.parametrize(
+    ("environ", "listen", "url"),
+    [
+        ({}, "127.0.0.1:8000", "http://localhost:8000/"),
+        ({"SITE_URL": "http://127.0.0.1:8000"}, "127.0.0.1:8000", "http://127.0.0.1:8000/"),
+        ({"RUN_ADDR": "127.0.0.1:8300"}, "127.0.0.1:8300", "http://localhost:8300/"),
+        ({"RUN_ADDR": "0.0.0.0:8300"}, "0.0.0.0:8300", "http://localhost:8300/"),
+        ({"RUN_ADDR": "192.168.1.5:8300"}, "192.168.1.5:8300", "http://192.168.1.5:8300/"),
+        (
+            {"SITE_URL": "http://127.0.0.1:8000", "RUN_ADDR": "127.0.0.1:8300"},
+            "127.0.0.1:8300",
+            "http://127.0.0.1:8300/",
+        ),
+        (
+            {"SITE_URL": "https://id.example.jp", "RUN_ADDR": "127.0.0.1:9000"},
+            "127.0.0.1:9000",
+            "https://id.example.jp/",
+        ),
+    ],
+)
+def test_the_address_printed_is_where_the_server_listens(environ, listen, url):
+    assert addresses(environ) == (listen, url)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _site_line(process: subprocess.Popen) -> str:
+    """The address config.run prints; the rest of its output is read on and dropped,
+    so the three processes never block on a full pipe."""
+    for line in process.stdout:
+        found = SITE_LINE.search(line)
+        if found:
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return found.group(1)
+    raise AssertionError("config.run printed no Site: line")
+
+
+def _answers(url: str, tries: int = 120) -> int:
+    """The status of /healthz, once the server answers (tries half a second apart)."""
+    for _ in range(tries):
+        try:
+            with urllib.request.urlopen(url + "healthz", timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"nothing answered at {url}")
+
+
+def test_make_run_starts_under_an_http_ip_address_and_answers_where_it_says(tmp_path):
+    """SITE_URL=http://127.0.0.1:PORT: passkeys are off there rather than stopping
+    runserver's system checks. (RUN_ADDR's addresses are the table above.)"""
+    port = _free_port()
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"SITE_URL", "RUN_ADDR", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL"}
+    }
+    env.update(VAR_DIR=str(tmp_path), DEBUG="1", PYTHONUNBUFFERED="1")
+    env["SITE_URL"] = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "config.run"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert _site_line(process) == f"http://127.0.0.1:{port}/"
+        assert _answers(f"http://127.0.0.1:{port}/") in {200, 503}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
