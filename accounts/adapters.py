@@ -4,23 +4,40 @@ from types import SimpleNamespace
 from urllib.parse import urlencode, urlsplit
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.stages import EmailVerificationStage, LoginStageController
 from allauth.core import context as allauth_context
 from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialLogin
 from allauth.socialaccount.providers.base import AuthProcess
 from django.conf import settings
+from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
-from accounts import backends, consent, tasks
+from accounts import addresses, backends, consent, tasks
+from accounts.models import Customer
 from accounts.providers.oidc import check_nonce
 from accounts.reauth import (
     check_idp_reauthentication,
     needs_idp_reauthentication,
     reauthentication_url,
 )
+
+OWNERS_BROWSER_ONLY = gettext_noop(
+    "This link works only in the browser where you signed up or are signed in. Open it "
+    "there, or sign in here first and then open the link again."
+)
+
+
+def _in_session_of(request: HttpRequest, customer: Customer) -> bool:
+    """Signed in as the customer, or signing in as them and waiting for this mail."""
+    if request.user.pk == customer.pk:
+        return True
+    stage = LoginStageController.enter(request, EmailVerificationStage.key)
+    return stage is not None and getattr(stage.login.user, "pk", None) == customer.pk
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -54,6 +71,26 @@ class AccountAdapter(DefaultAccountAdapter):
         address, say so rather than "wrong password"."""
         if backends.locked(request, credentials.get("email")):
             raise self.validation_error("too_many_login_attempts")
+
+    def confirm_email(self, request: HttpRequest, email_address) -> bool:
+        """The mailbox's owner confirms for their own account: where the link alone
+        cannot tell whose the address is, only in that account's browser; then every
+        other account's unconfirmed copy goes (accounts.addresses)."""
+        with transaction.atomic():
+            owner = Customer.objects.select_for_update().filter(pk=email_address.user_id).first()
+            if owner is None or addresses.is_taken(email_address.email, besides=owner):
+                self.add_message(
+                    request,
+                    messages.ERROR,
+                    "account/messages/email_confirmation_failed.txt",
+                    {"email": email_address.email},
+                )
+                return False
+            if addresses.needs_owners_session(email_address) and not _in_session_of(request, owner):
+                self.add_message(request, messages.ERROR, message=gettext(OWNERS_BROWSER_ONLY))
+                return False
+            addresses.release(email_address.email, keep=owner)
+            return super().confirm_email(request, email_address)
 
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         """Mail speaks as the product ("統合ID"), not as the request's host name. It is
@@ -99,6 +136,10 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             address for address in sociallogin.email_addresses if trusted and address.verified
         ]
         kept = {address.email.lower() for address in sociallogin.email_addresses}
+        if sociallogin.state.get("process") == AuthProcess.LOGIN:
+            # The IdP proved the mailbox: a sign-up that never confirmed it yields.
+            for email in kept:
+                addresses.release(email, keep=None)
         user = sociallogin.user
         if user is not None and (user.email or "").lower() not in kept:
             user.email = None

@@ -43,8 +43,11 @@ REASON = "unified ID deleted at the customer's request"
 ERASED = "[erased]"
 
 
-def delete_customer(*, customer: Customer) -> None:
-    """Delete the customer as described above, in one transaction."""
+def delete_customer(
+    *, customer: Customer, reason: str = REASON, actor_kind: str = ActorKind.CUSTOMER
+) -> None:
+    """Delete the customer as described above, in one transaction. Expired sign-ups
+    (accounts.addresses) go the same way, with their own reason, by the system."""
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer.pk)
         unified_id = customer.unified_id
@@ -59,7 +62,7 @@ def delete_customer(*, customer: Customer) -> None:
                 customer=customer,
                 request=None,
                 actor_kind=ActorKind.SYSTEM,
-                reason=REASON,
+                reason=reason,
             )
         _erase_legacy_copies([account.pk for account in released])
 
@@ -74,8 +77,8 @@ def delete_customer(*, customer: Customer) -> None:
             request=None,
             customer=customer,
             actor=None,
-            actor_kind=ActorKind.CUSTOMER,
-            reason=REASON,
+            actor_kind=actor_kind,
+            reason=reason,
         )
         EmailAddress.objects.filter(user=customer).delete()
         SocialAccount.objects.filter(user=customer).delete()

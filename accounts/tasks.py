@@ -7,6 +7,14 @@ from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, make_msgid
 from django.db import transaction
 
+from accounts import addresses
+
+
+@shared_task(name="accounts.expire_unconfirmed_signups")
+def expire_unconfirmed_signups() -> int:
+    """Beat, hourly: sign-ups never confirmed within UNCONFIRMED_SIGNUP_EXPIRY_DAYS go."""
+    return addresses.expire_unconfirmed_signups(settings.UNCONFIRMED_SIGNUP_EXPIRY_DAYS)
+
 
 def send_after_commit(message: EmailMessage) -> None:
     """Hand a rendered mail to a worker once the current transaction commits (at
@@ -48,3 +56,12 @@ def send_email(fields: dict) -> None:
     message = EmailMultiAlternatives(**fields, alternatives=alternatives)
     message.content_subtype = content_subtype
     message.send()
+
+
+@shared_task(name="accounts.prune_provider_grants")
+def prune_provider_grants() -> int:
+    """Beat, hourly: the OpenID provider's grants and spent refresh tokens that no
+    token can use any more go (accounts.oidc_provider.prune_grants)."""
+    from accounts.oidc_provider import prune_grants
+
+    return prune_grants()

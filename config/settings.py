@@ -351,7 +351,20 @@ ACCOUNT_RATE_LIMITS = {
     "reauthenticate": "10/m/user",
 }
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupConsentForm"
-ACCOUNT_FORMS = {"signup": "accounts.allauth_forms.SignupForm"}
+# An unconfirmed address belongs to nobody (accounts.addresses): it blocks no sign-up
+# and gets no password reset. A customer has one address; a new one replaces it only
+# once confirmed. Sign-ups never confirmed are deleted after
+# UNCONFIRMED_SIGNUP_EXPIRY_DAYS (0: never) by an hourly beat task.
+ACCOUNT_FORMS = {
+    "signup": "accounts.allauth_forms.SignupForm",
+    "reset_password": "accounts.allauth_forms.ResetPasswordForm",
+}
+ACCOUNT_CHANGE_EMAIL = True
+UNCONFIRMED_SIGNUP_EXPIRY_DAYS = env_int("UNCONFIRMED_SIGNUP_EXPIRY_DAYS", 7)
+CELERY_BEAT_SCHEDULE["accounts-expire-unconfirmed"] = {
+    "task": "accounts.expire_unconfirmed_signups",
+    "schedule": 3600.0,
+}
 # Mail the customer when a password, an email address or a sign-in method changes.
 ACCOUNT_EMAIL_NOTIFICATIONS = True
 # Last seen is refreshed by accounts.sessions (at most once a minute), not by
