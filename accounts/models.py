@@ -257,3 +257,39 @@ class ConsentRecord(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("ConsentRecord is append-only")
+
+
+class ProviderGrant(models.Model):
+    """One sign-in with the unified ID at a group service (the site as OpenID
+    provider): how the customer authenticated and which claims the service asked
+    for, for the ID token of the code and of every refresh that follows. grant_id is
+    allauth's, shared by the code and every token issued from it."""
+
+    grant_id = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey(
+        "allauth_idp_oidc.Client", on_delete=models.CASCADE, related_name="+"
+    )
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    auth_time = models.DateTimeField()
+    amr = models.JSONField(default=list)
+    acr = models.CharField(max_length=8)
+    claims = models.JSONField(default=dict)
+    # The browser session it was granted in: the sid of back-channel logout.
+    session_key = models.CharField(max_length=64, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.grant_id
+
+
+class SpentRefreshToken(models.Model):
+    """A refresh token already exchanged for a new one. Presented again, it is the
+    sign of a stolen token: the whole family (its grant) is revoked."""
+
+    token_hash = models.CharField(max_length=128, unique=True)
+    client_id = models.CharField(max_length=255)
+    grant_id = models.CharField(max_length=64)
+    spent_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.grant_id

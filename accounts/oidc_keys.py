@@ -31,3 +31,13 @@ def development_key(path: Path) -> str:
     finally:
         partial.unlink()
     return path.read_text()
+
+
+def published_keys(signing: str, previous: str = "") -> list[dict]:
+    """IDP_OIDC_PRIVATE_KEYS: the signing key first (accounts.oidc_provider signs with
+    the first), then the key it replaced, still published so that tokens it signed
+    verify until the rotation is over."""
+    keys = [{"pem": signing}]
+    if previous.strip() and previous.strip() != signing.strip():
+        keys.append({"pem": previous})
+    return keys

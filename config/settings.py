@@ -496,7 +496,23 @@ def _oidc_private_key() -> str:
 
 
 IDP_OIDC_ADAPTER = "accounts.oidc_provider.OIDCAdapter"
-IDP_OIDC_PRIVATE_KEY = _oidc_private_key()
+
+
+# The first key signs; OIDC_PREVIOUS_PRIVATE_KEY, during a rotation, is only published
+# (docs/operations.md).
+def _oidc_private_keys() -> list[dict]:
+    from accounts.oidc_keys import published_keys
+
+    previous = env_secret("OIDC_PREVIOUS_PRIVATE_KEY").replace("\\n", "\n")
+    return published_keys(_oidc_private_key(), previous)
+
+
+IDP_OIDC_PRIVATE_KEYS = _oidc_private_keys()
+IDP_OIDC_INTROSPECTION_ENABLED = True
+CELERY_BEAT_SCHEDULE["oidc-prune-grants"] = {
+    "task": "accounts.prune_provider_grants",
+    "schedule": 3600.0,
+}
 IDP_OIDC_ACCESS_TOKEN_EXPIRES_IN = env_int("OIDC_ACCESS_TOKEN_SECONDS", 3600)
 IDP_OIDC_REFRESH_TOKEN_EXPIRES_IN = env_int("OIDC_REFRESH_TOKEN_SECONDS", 60 * 60 * 24 * 30)
 

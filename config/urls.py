@@ -2,6 +2,7 @@ from allauth.account import views as allauth_views
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts import oidc_views
 from accounts import views as account_views
 from accounts.stepup import step_up_required
 from config import views
@@ -55,5 +56,12 @@ urlpatterns = [
     path("mailbox/", views.mailbox_index, name="mailbox"),
     path("admin/", admin.site.urls),
     # The OpenID Connect provider: /.well-known/openid-configuration, /identity/o/...
+    # allauth's, with the endpoints that need more in front (accounts.oidc_views).
+    path("identity/o/authorize", oidc_views.authorize),
+    path("identity/o/api/token", oidc_views.token),
+    path("identity/o/api/introspect", oidc_views.introspect),
+    path("identity/o/api/revoke", oidc_views.revoke),
+    path("identity/o/api/device/code", oidc_views.not_offered),
+    path("identity/o/device", oidc_views.not_offered),
     path("", include("allauth.idp.urls")),
 ]

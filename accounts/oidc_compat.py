@@ -1,0 +1,86 @@
+"""Every reliance of the site's OpenID provider (accounts.oidc_views) on how
+allauth.idp.oidc 65.22 works inside, where it offers no hook. Nothing else in the
+site depends on these details; tests/test_oidc_compat.py pins each one, so an allauth
+upgrade that changes them fails there first.
+"""
+
+import base64
+import binascii
+import json
+from urllib.parse import quote, unquote_plus
+
+from allauth.idp.oidc.models import Token
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """The client id and secret of an HTTP Basic header, each form-urldecoded as RFC
+    6749 §2.3.1 requires. allauth splits the base64-decoded pair as it is, without
+    that decoding; None when the header holds no such pair."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        pair = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    client_id, colon, secret = pair.partition(":")
+    if not colon:
+        return None
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def basic_header_for_allauth(client_id: str, secret: str) -> str:
+    """The header allauth reads: the decoded pair, base64 only. allauth splits at the
+    first colon, so a colon in the id is escaped (no such client exists: it fails)."""
+    pair = f"{quote(client_id, safe='')}:{secret}" if ":" in client_id else f"{client_id}:{secret}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+def claims_with_session_sub(claims: dict, sub: str) -> str:
+    """The `claims` request parameter as allauth can take it. allauth's
+    validate_user_match compares a top-level "sub" of the claims request with the
+    session's subject (and refuses when it is missing), where OpenID Connect puts
+    "sub" under "id_token" or "userinfo"; those are checked by the caller."""
+    return json.dumps({**claims, "sub": sub}, separators=(",", ":"))
+
+
+def code_grant(code: str) -> tuple[str, dict] | None:
+    """The grant id and the `claims` request of a live authorization code: allauth
+    keeps both in the code's data ("grant_id", "claims")."""
+    token = Token.objects.lookup(Token.Type.AUTHORIZATION_CODE, code)
+    if token is None or not isinstance(token.data, dict):
+        return None
+    grant_id = token.get_grant_id()
+    if grant_id is None:
+        return None
+    claims = token.data.get("claims")
+    claims = dict(claims) if isinstance(claims, dict) else {}
+    claims.pop("sub", None)  # ours, from claims_with_session_sub
+    return grant_id, claims
+
+
+def token_grant(token_type: str, value: str) -> str | None:
+    """The grant id of a live access or refresh token (every token issued from one
+    authorization code, and every refresh of it, carries its grant id)."""
+    token = Token.objects.lookup(token_type, value)
+    return token.get_grant_id() if token is not None else None
+
+
+def revoke_grant(client_id: str, grant_id: str) -> int:
+    """Delete every access and refresh token of one grant (a refresh-token family).
+    allauth finds a grant's tokens by data["grant_id"] too."""
+    deleted, _ = Token.objects.filter(
+        client_id=client_id,
+        type__in=[Token.Type.ACCESS_TOKEN, Token.Type.REFRESH_TOKEN],
+        data__grant_id=grant_id,
+    ).delete()
+    return deleted
+
+
+def answer_as_signed_out(request: HttpRequest) -> None:
+    """Make allauth treat this authorization request as one without a signed-in
+    customer: with prompt=none it then answers login_required (its silent-login check
+    reads the request's user)."""
+    request.user = AnonymousUser()
