@@ -74,17 +74,18 @@ def set_marketing_email(*, customer: Customer, granted: bool, source: str) -> Co
         )
 
 
-def refuses_marketing(email_key: OuterRef) -> Q:
-    """For campaign audiences: true where the address belongs to a customer who said
+def marketing_allowed(email_key: OuterRef) -> Q:
+    """For campaign audiences: false where the address belongs to a customer who said
     no to marketing email, as their sign-in email or on a legacy account they own.
-    Their other, not yet linked records at the same address are then not mailed."""
+    Two NOT EXISTS joined by AND, so PostgreSQL plans each as one anti-join for the
+    whole audience, not a sub-query per row."""
     from linking.models import LegacyAccount
 
     by_sign_in_email = Customer.objects.filter(marketing_email_consent=False, email=email_key)
     by_owned_record = LegacyAccount.objects.filter(
         owner__marketing_email_consent=False, email_key=email_key
     )
-    return Q(Exists(by_sign_in_email)) | Q(Exists(by_owned_record))
+    return ~Q(Exists(by_sign_in_email)) & ~Q(Exists(by_owned_record))
 
 
 def agreement_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

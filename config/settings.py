@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "accounts.providers.google",
     "linking",
     "linking.campaigns",
+    "anymail",
     "allauth.idp.oidc",
     "linking.api",
 ]
@@ -222,20 +223,30 @@ WHITENOISE_USE_FINDERS = DEBUG
 # as static files; web and worker processes must share this folder.
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Email: SMTP when EMAIL_HOST is set, else .eml files under var/mailbox/, shown at
-# /mailbox/ while MAILBOX_VIEW is on (default: DEBUG).
+# /mailbox/ while MAILBOX_VIEW is on (default: DEBUG). EMAIL_BACKEND picks any other
+# backend, e.g. an email service's through django-anymail, whose settings come from
+# ANYMAIL_SETTINGS (JSON) and whose bounce webhooks need ANYMAIL_WEBHOOK_SECRET.
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "統合ID <no-reply@localhost>")
 SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 EMAIL_HOST = env("EMAIL_HOST")
+_SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+_MAILBOX_BACKEND = "config.mailbox.MailboxBackend"
+EMAIL_BACKEND = env("EMAIL_BACKEND", _SMTP_BACKEND if EMAIL_HOST else _MAILBOX_BACKEND)
 if EMAIL_HOST:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_PORT = env_int("EMAIL_PORT", 587)
     EMAIL_HOST_USER = env("EMAIL_HOST_USER")
     EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
     EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
     EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
-else:
-    EMAIL_BACKEND = "config.mailbox.MailboxBackend"
+try:
+    ANYMAIL = dict(json.loads(env_secret("ANYMAIL_SETTINGS") or "{}"))
+except (ValueError, TypeError) as exc:
+    raise ImproperlyConfigured(f"ANYMAIL_SETTINGS is not a JSON object: {exc}") from exc
+# user:password pairs, comma-separated: the new one and the old one while rotating.
+ANYMAIL["WEBHOOK_SECRET"] = [
+    pair.strip() for pair in env_secret("ANYMAIL_WEBHOOK_SECRET").split(",") if pair.strip()
+]
 MAILBOX_DIR = Path(env("MAILBOX_DIR", str(VAR_DIR / "mailbox")))
 MAILBOX_VIEW = env_bool("MAILBOX_VIEW", DEBUG)
 # SMS for ownership codes: a class with send(phone, text). The default writes to the mailbox.
@@ -271,11 +282,10 @@ CAMPAIGN_TICK_SECONDS = env_int("CAMPAIGN_TICK_SECONDS", 30)
 CAMPAIGN_LEASE_SECONDS = env_int("CAMPAIGN_LEASE_SECONDS", 120)
 CAMPAIGN_CHUNK_SIZE = env_int("CAMPAIGN_CHUNK_SIZE", 100)
 CAMPAIGN_SENDERS = env_int("CAMPAIGN_SENDERS", 4)
-CAMPAIGN_SMTP_CONNECTIONS = env_int("CAMPAIGN_SMTP_CONNECTIONS", 8)
-# A batch's COMMIT and final "."s in one system call (io_uring) where the kernel allows.
-CAMPAIGN_ATOMIC_FINISH = env_bool("CAMPAIGN_ATOMIC_FINISH", True)
+# Emails handed to the mail server per commit: at most this many per sender end up
+# unconfirmed (never resent) when a sender dies or the database goes away mid-batch.
+CAMPAIGN_BATCH_SIZE = env_int("CAMPAIGN_BATCH_SIZE", 20)
 CAMPAIGN_UNSUBSCRIBE_MAILTO = env("CAMPAIGN_UNSUBSCRIBE_MAILTO")
-CAMPAIGN_BOUNCE_WEBHOOK_SECRET = env_secret("CAMPAIGN_BOUNCE_WEBHOOK_SECRET")
 CELERY_BEAT_SCHEDULE = {
     "campaigns-tick": {"task": "campaigns.tick", "schedule": float(CAMPAIGN_TICK_SECONDS)},
     # The dashboard's daily figures (linking.staff.stats).
@@ -283,6 +293,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "linking.refresh_link_stats",
         "schedule": float(env_int("LINK_STATS_REFRESH_SECONDS", 15 * 60)),
     },
+}
+# Admin imports (linking.import_jobs): a running import whose worker's heartbeat is
+# older than this is run again (3 tries, then failed); beat looks every lease/4, at
+# most a minute apart, and every worker looks when it starts.
+IMPORT_LEASE_SECONDS = env_int("IMPORT_LEASE_SECONDS", 300)
+CELERY_BEAT_SCHEDULE["imports-recover"] = {
+    "task": "imports.recover",
+    "schedule": float(min(60, max(1, IMPORT_LEASE_SECONDS // 4))),
 }
 
 # Sessions and cookies. Over HTTPS (SITE_URL https://...) every cookie is Secure,
@@ -476,6 +494,11 @@ WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
 WEBHOOK_RETRY_MAX_SECONDS = env_int("WEBHOOK_RETRY_MAX_SECONDS", 3600)
 WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 90)
+WEBHOOK_SECRET_OVERLAP_HOURS = env_int("WEBHOOK_SECRET_OVERLAP_HOURS", 72)
+# Outbound requests (linking.api.outbound) go to public addresses only, except these
+# internal receivers: host[:port] or a network in CIDR notation.
+OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS")
+OUTBOUND_CA_BUNDLE = env("OUTBOUND_CA_BUNDLE")
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "webhooks.sweep", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["api-calls-prune"] = {"task": "api.prune_calls", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["webhooks-prune"] = {"task": "webhooks.prune", "schedule": 3600.0}

@@ -1,11 +1,13 @@
 from allauth.account import views as allauth_views
 from django.contrib import admin
 from django.urls import include, path
+from django.views import defaults
 
 from accounts import oidc_views
 from accounts import views as account_views
 from accounts.stepup import step_up_required
 from config import views
+from linking.api import problems
 
 urlpatterns = [
     # First: the group services' API is the busiest path, and URLs resolve in order.
@@ -19,6 +21,8 @@ urlpatterns = [
     path("privacy/", account_views.notice, name="notice"),
     path("link/", include("linking.urls")),
     path("c/", include("linking.campaigns.urls")),
+    # Email services' tracking webhooks (bounces, complaints): linking.campaigns.bounces.
+    path("anymail/", include("anymail.urls")),
     path("accounts/3rdparty/", account_views.connections, name="socialaccount_connections"),
     path(
         "accounts/reauthenticate/idp/", account_views.reauthenticate_idp, name="reauthenticate_idp"
@@ -65,3 +69,8 @@ urlpatterns = [
     path("identity/o/device", oidc_views.not_offered),
     path("", include("allauth.idp.urls")),
 ]
+
+# Django's error pages, except under /api/: problem details there (problems.py).
+handler400 = problems.or_page(problems.INVALID_REQUEST, defaults.bad_request)
+handler404 = problems.or_page(problems.NOT_FOUND, defaults.page_not_found)
+handler500 = problems.or_page(problems.SERVER_ERROR, defaults.server_error)

@@ -2,6 +2,7 @@
 SMTP server (aiosmtpd) standing in for the mail provider, and a real Celery worker
 process sharing the test's database and broker."""
 
+import contextlib
 import email
 import email.policy
 import os
@@ -33,10 +34,12 @@ def free_port() -> int:
 class SmtpSink:
     """Accepts every message and remembers it. reply_for[address] makes the server
     answer that recipient with another reply (e.g. "451 try later", "550 no such
-    user") at RCPT time."""
+    user") at RCPT time. on_message(count), if set, runs once a message is kept and
+    before the server answers its final "." with 250."""
 
     def __init__(self) -> None:
         self.pipelining = False  # True: offer PIPELINING (RFC 2920) in the EHLO answer
+        self.on_message: Callable[[int], None] | None = None
         self.messages: list[email.message.EmailMessage] = []
         self.arrived: list[float] = []  # time.monotonic() of each message's "."
         self.reply_for: dict[str, str] = {}
@@ -61,6 +64,9 @@ class SmtpSink:
         with self._lock:
             self.messages.append(parsed)
             self.arrived.append(time.monotonic())
+            count = len(self.messages)
+        if self.on_message is not None:
+            self.on_message(count)
         return "250 OK"
 
     def snapshot(self) -> list[email.message.EmailMessage]:
@@ -191,3 +197,60 @@ class Worker:
         return "\n".join(
             path.read_text(errors="replace") for path in sorted(self.log_dir.glob("worker-*.log"))
         )
+
+
+class TcpProxy:
+    """A TCP proxy in front of a server (PostgreSQL) that a test can cut off, as a
+    network outage would: pause() drops every open connection and refuses new ones
+    until resume()."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.paused = threading.Event()
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _address = self.listener.accept()
+            except OSError:
+                return
+            if self.paused.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._open += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def pause(self) -> None:
+        self.paused.set()
+        with self._lock:
+            cut, self._open = self._open, []
+        for end in cut:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def resume(self) -> None:
+        self.paused.clear()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.pause()

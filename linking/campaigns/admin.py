@@ -247,9 +247,10 @@ class CampaignAdmin(admin.ModelAdmin):
 _COUNT_LABELS = {
     "planned": gettext_lazy("planned"),
     "pending": gettext_lazy("waiting"),
-    "sending": gettext_lazy("sending"),
+    "claimed": gettext_lazy("claimed by a sender"),
+    "sending": gettext_lazy("handed to the mail server"),
     "sent": gettext_lazy("sent"),
-    "unconfirmed": gettext_lazy("sent, not confirmed by the mail server"),
+    "unconfirmed": gettext_lazy("unconfirmed: handed over, answer never recorded (not resent)"),
     "failed": gettext_lazy("failed"),
     "skipped": gettext_lazy("skipped (suppressed or already linked)"),
     "cancelled": gettext_lazy("cancelled"),
@@ -303,11 +304,10 @@ class DeliveryAdmin(admin.ModelAdmin):
         "account",
         "status",
         "sent_at",
-        "confirmed_at",
         "clicked_at",
         "linked_at",
     )
-    list_filter = ("status", "step", "campaign", ("confirmed_at", admin.EmptyFieldListFilter))
+    list_filter = ("status", "step", "campaign")
     list_select_related = ("campaign", "account__service")
     search_fields = ("=email_key", "=account__external_id")
     show_full_result_count = False

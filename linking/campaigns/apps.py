@@ -6,3 +6,6 @@ class CampaignsConfig(AppConfig):
     name = "linking.campaigns"
     label = "campaigns"
     verbose_name = _("Campaigns")
+
+    def ready(self) -> None:
+        from linking.campaigns import bounces  # noqa: F401  (connects its receiver)

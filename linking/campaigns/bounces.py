@@ -1,21 +1,32 @@
-"""Bounces: a hard bounce suppresses the address; soft bounces are only noted.
+"""Bounces and complaints suppress the address (no campaign email again).
 
-Two ways in: an ESP's webhook (views.bounce_webhook) and delivery status
+Two ways in: an email service's tracking webhook, normalized by django-anymail
+(its `tracking` signal: bounced, complained, rejected), and delivery status
 notifications (RFC 3464 DSN mail) read by `manage.py read_campaign_mail`.
 """
 
 import email
 import email.policy
+import logging
 import re
 from dataclasses import dataclass
 from email.message import Message
 
+from anymail.signals import AnymailTrackingEvent, EventType, tracking
+from django.conf import settings
+from django.dispatch import receiver
 from django.utils import timezone
 
 from linking.campaigns import content
 from linking.campaigns.models import Delivery, Suppression
 from linking.normalize import normalize_email
 
+logger = logging.getLogger(__name__)
+_SUPPRESSING = {
+    EventType.BOUNCED: Suppression.Reason.BOUNCED,
+    EventType.REJECTED: Suppression.Reason.BOUNCED,
+    EventType.COMPLAINED: Suppression.Reason.COMPLAINED,
+}
 _MESSAGE_ID = re.compile(r"<campaign\.(\d+)\.(\d+)\.(\d+)@[^>]+>")
 _ADDRESS = re.compile(r"[^\s<>;]+@[^\s<>;]+")
 
@@ -26,6 +37,8 @@ class Bounce:
     hard: bool
     message_id: str = ""
     detail: str = ""
+    reason: str = Suppression.Reason.BOUNCED
+    delivery_id: int | None = None  # as the email service reports it back (metadata)
 
 
 def delivery_for(message_id: str) -> Delivery | None:
@@ -39,9 +52,36 @@ def delivery_for(message_id: str) -> Delivery | None:
     return delivery
 
 
+@receiver(tracking)
+def on_tracking(sender, event: AnymailTrackingEvent, esp_name: str, **kwargs) -> None:
+    """An email service reports on a sent email; bounces, rejections and complaints
+    suppress the address. Ignored unless the webhook needs its secret: without one,
+    anymail would take reports from anyone."""
+    reason = _SUPPRESSING.get(event.event_type)
+    if reason is None or not event.recipient:
+        return
+    if not settings.ANYMAIL.get("WEBHOOK_SECRET"):
+        logger.warning("%s report ignored: ANYMAIL_WEBHOOK_SECRET is not set", esp_name)
+        return
+    delivery_id = str((event.metadata or {}).get("delivery", ""))[:18]
+    said = (esp_name, event.event_type, event.reject_reason, event.mta_response)
+    record(
+        Bounce(
+            email=event.recipient,
+            hard=True,
+            detail=" ".join(part for part in said if part),
+            reason=reason,
+            delivery_id=int(delivery_id) if delivery_id.isdigit() else None,
+        )
+    )
+
+
 def record(bounce: Bounce) -> bool:
     """Record one bounce; True if it suppressed an address."""
-    delivery = delivery_for(bounce.message_id)
+    if bounce.delivery_id is not None:
+        delivery = Delivery.objects.filter(pk=bounce.delivery_id).first()
+    else:
+        delivery = delivery_for(bounce.message_id)
     email_key = normalize_email(bounce.email) or (delivery.email_key if delivery else "")
     if not email_key or not bounce.hard:
         return False
@@ -52,7 +92,7 @@ def record(bounce: Bounce) -> bool:
     _, created = Suppression.objects.get_or_create(
         email_key=email_key,
         defaults={
-            "reason": Suppression.Reason.BOUNCED,
+            "reason": bounce.reason,
             "campaign_id": delivery.campaign_id if delivery else None,
             "detail": bounce.detail[:1000],
         },

@@ -116,8 +116,10 @@ def _plan(campaign_id: int, number: int) -> None:
 
 
 def _claimable(campaign_id: int, now) -> bool:
+    """Work for a sender: deliveries due, or leases that ran out (claimed ones are
+    taken again, handed-over ones turn unconfirmed)."""
     return Delivery.objects.filter(
         Q(status=Delivery.Status.PENDING, not_before__lte=now)
-        | Q(status=Delivery.Status.SENDING, lease_until__lt=now),
+        | Q(status__in=[Delivery.Status.CLAIMED, Delivery.Status.SENDING], lease_until__lt=now),
         campaign_id=campaign_id,
     ).exists()

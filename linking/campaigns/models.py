@@ -1,9 +1,9 @@
 """Campaigns that nudge legacy customers to link, their deliveries and suppressions.
 
 A delivery is one email of one step to one legacy account. The database allows one
-delivery per (campaign, step, account); sending claims deliveries with a lease, and
-a delivery becomes "sent" in the same commit that the SMTP transaction is allowed to
-finish (see linking.campaigns.sending).
+delivery per (campaign, step, account); a sender claims deliveries with a lease and
+commits them "sending" before it hands them to the mail server, so a delivery handed
+over is never sent again (linking.campaigns.sending).
 """
 
 from datetime import timedelta
@@ -144,10 +144,15 @@ class CampaignStep(models.Model):
 class Delivery(models.Model):
     """One email of one step to one legacy account."""
 
+    # May have reached the address: the mail server took it, or may have.
+    REACHED = ("sent", "unconfirmed")
+
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")
-        SENDING = "sending", _("sending")
+        CLAIMED = "claimed", _("claimed by a sender")
+        SENDING = "sending", _("handed to the mail server")
         SENT = "sent", _("sent")
+        UNCONFIRMED = "unconfirmed", _("unconfirmed")
         FAILED = "failed", _("failed")
         SKIPPED = "skipped", _("skipped")
         CANCELLED = "cancelled", _("cancelled")
@@ -161,19 +166,19 @@ class Delivery(models.Model):
     email_key = models.CharField(_("email key"), max_length=254)
     language = models.CharField(_("language"), max_length=2, choices=Language.choices)
 
+    # pending -> claimed -> sending (committed before the mail server gets it) -> sent,
+    # failed or back to pending (refused for now); a "sending" delivery whose outcome
+    # was never recorded becomes unconfirmed when its lease ends, and is never resent.
     status = models.CharField(
-        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+        _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
     )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     not_before = models.DateTimeField(default=timezone.now)
-    # A sender owns a "sending" delivery until lease_until; claim names the owner.
+    # A sender owns a claimed or sending delivery until lease_until; claim names it.
     lease_until = models.DateTimeField(null=True, blank=True)
     claim = models.CharField(max_length=32, blank=True)
     error = models.TextField(_("error"), blank=True)
-    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
-    # When the mail server answered the final "." with 250. A sent delivery without
-    # it lost its sender between the commit and that answer: it may not have arrived.
-    confirmed_at = models.DateTimeField(_("confirmed by the mail server at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("handed to the mail server at"), null=True, blank=True)
 
     # The personal link: only the SHA-256 of its random token is kept.
     token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
@@ -192,15 +197,21 @@ class Delivery(models.Model):
                 fields=["campaign", "step", "account"], name="delivery_once_per_step"
             ),
             models.CheckConstraint(
-                condition=~Q(status="sent") | Q(sent_at__isnull=False),
-                name="delivery_sent_has_sent_at",
+                condition=~Q(status__in=["sending", "sent", "unconfirmed"])
+                | Q(sent_at__isnull=False),
+                name="delivery_handed_over_has_sent_at",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["claimed", "sending"])
+                | Q(lease_until__isnull=False) & ~Q(claim=""),
+                name="delivery_leased_has_claim",
             ),
         ]
         indexes = [
             models.Index(
                 fields=["campaign", "status", "not_before"],
                 name="delivery_claimable",
-                condition=Q(status__in=["pending", "sending"]),
+                condition=Q(status__in=["pending", "claimed", "sending"]),
             ),
             models.Index(fields=["email_key"], name="delivery_email_key"),
         ]

@@ -1,7 +1,8 @@
 """Who gets a campaign's email: the audience, planned into delivery rows in batches.
 
-Planning twice is harmless: the database keeps one delivery per (campaign, step,
-legacy account) and repeated inserts are ignored.
+The audience is one set-based query (anti-joins, no sub-query per account), read
+through one cursor, so planning costs the same however many accounts are linked.
+Planning twice is harmless: one delivery per (campaign, step, legacy account).
 """
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -27,7 +28,7 @@ def audience(campaign: Campaign) -> QuerySet[LegacyAccount]:
             Q(attributes__marketing_consent__isnull=True) | ~Q(attributes__marketing_consent=False)
         )
         .filter(~Exists(Suppression.objects.filter(email_key=OuterRef("email_key"))))
-        .exclude(consent.refuses_marketing(OuterRef("email_key")))
+        .filter(consent.marketing_allowed(OuterRef("email_key")))
     )
     if campaign.accounts.exists():
         accounts = accounts.filter(pk__in=campaign.accounts.values("pk"))
@@ -49,7 +50,7 @@ def recipients(campaign: Campaign, step: int) -> QuerySet[LegacyAccount]:
                     campaign=campaign,
                     step=0,
                     account=OuterRef("pk"),
-                    status=Delivery.Status.SENT,
+                    status__in=Delivery.REACHED,
                     unsubscribed_at__isnull=True,
                     bounced_at__isnull=True,
                 )

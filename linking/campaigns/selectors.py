@@ -15,14 +15,16 @@ def progress(campaign: Campaign) -> dict[str, int]:
     """Counts for staff: planned, by status, and the funnel. "linked_otherwise" is
     accounts the campaign reached that were linked some other way within the
     attribution window; "linked" counts only links through the campaign's link;
-    "unconfirmed" is sent without the mail server's answer (in flight, or its sender
-    died between the commit and that answer: it may not have arrived)."""
+    "unconfirmed" were handed to the mail server but its answer was never recorded
+    (a sender died, or the database was away): they may not have arrived, and are
+    never sent again."""
     counts = Delivery.objects.filter(campaign=campaign).aggregate(
         planned=Count("pk"),
         pending=Count("pk", filter=Q(status=S.PENDING)),
+        claimed=Count("pk", filter=Q(status=S.CLAIMED)),
         sending=Count("pk", filter=Q(status=S.SENDING)),
         sent=Count("pk", filter=Q(status=S.SENT)),
-        unconfirmed=Count("pk", filter=Q(status=S.SENT, confirmed_at__isnull=True)),
+        unconfirmed=Count("pk", filter=Q(status=S.UNCONFIRMED)),
         failed=Count("pk", filter=Q(status=S.FAILED)),
         skipped=Count("pk", filter=Q(status=S.SKIPPED)),
         cancelled=Count("pk", filter=Q(status=S.CANCELLED)),
@@ -44,7 +46,7 @@ def linked_otherwise(campaign: Campaign) -> int:
         created_at__lte=OuterRef("sent_at") + window,
     ).exclude(proof=Proof.CAMPAIGN, campaign_id=campaign.pk)
     return (
-        Delivery.objects.filter(campaign=campaign, status=S.SENT)
+        Delivery.objects.filter(campaign=campaign, status__in=Delivery.REACHED)
         .filter(Exists(other_link))
         .values("account")
         .distinct()

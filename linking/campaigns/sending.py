@@ -1,42 +1,23 @@
-"""Sending a campaign: one sender run claims a chunk of deliveries and sends them in
-batches, one email per SMTP connection, with one commit per batch.
+"""Sending a campaign: a sender run claims a chunk of deliveries and sends them in
+batches through Django's email backend (SMTP, or an email service via anymail).
+Never twice: a batch is committed "sending" before the backend gets it, and such a
+row is never sent again; its outcome is recorded after the send, or, if that record
+is lost, it turns "unconfirmed" when its lease ends (docs/operations.md)."""
 
-Exactly once per delivery:
-- claim: pending deliveries (or "sending" ones whose lease ran out, left by a dead
-  sender) are taken with SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL (SQLite
-  serializes writers) and marked "sending" with a lease and a claim name;
-- send: each email of a batch goes to the server up to, not including, the final
-  "." of DATA (see transport.py). Then one conditional UPDATE marks "sent" those of
-  the batch that are still ours (still "sending", same claim) and may still be sent
-  (address not suppressed, marketing email not refused, account not linked meanwhile):
-  the suppression is re-checked in the very statement that commits the send. Only the
-  emails that UPDATE marked get their "."; the others' connections are closed, which
-  discards them at the server;
-- so a task that runs twice, or two senders on one delivery, send it once: only one
-  UPDATE can turn a row from "sending" to "sent".
-- commit point: the batch's COMMIT and its emails' "."s leave together, in one system
-  call on PostgreSQL (commit_point.py), so a sender killed at any moment has sent
-  the batch and committed it, or neither: then the server discards the unfinished
-  emails, the database rolls back, and the batch is sent again once its lease runs
-  out. A delivery is confirmed (confirmed_at) once the server answered its "." with
-  250.
-What is left, where the COMMIT must go before the "."s (SQLite, no io_uring, an
-encrypted database connection): a sender that dies between the two loses the
-emails still waiting for their "." (marked sent, never resent; at most
-CAMPAIGN_SMTP_CONNECTIONS emails per sender process), not silently: staff see them
-sent but never confirmed. Should the COMMIT itself fail after the "."s went out, the
-batch is recorded as sent once the database answers again.
-"""
-
+import contextlib
 import hashlib
 import secrets
+import smtplib
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import DatabaseError, connection, transaction
 from django.db.models import (
     BooleanField,
@@ -54,16 +35,12 @@ from django.db.models import (
 from django.utils import timezone
 
 from accounts import consent
-from linking.campaigns import commit_point, content, rate_limit
+from linking.campaigns import content, rate_limit
 from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
-from linking.campaigns.transport import ConnectionLost, Item, Transport
 from linking.models import LegacyAccount
 
 MAX_ATTEMPTS = 5
-# Pauses between tries to record a batch whose COMMIT failed after its "."s went out;
-# None: the last try, whose failure is raised (the task is retried; those emails may
-# then go out twice).
-SETTLE_RETRY_SECONDS = (0.5, 1, 2, 4, 8, None)
+S = Delivery.Status
 
 
 @dataclass(frozen=True)
@@ -75,8 +52,20 @@ class Run:
     wait_seconds: float = 0.0  # ... after this long
 
 
-class TransportUnavailable(Exception):
-    """The mail server could not be reached; the claimed deliveries were released."""
+class MailServerUnavailable(Exception):
+    """The mail server could not be reached, or the connection broke; the deliveries
+    not yet handed to it were released."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the mail server made of one email: "sent", "later" (refused for now),
+    "failed" (refused), or "unknown" (it may have taken it)."""
+
+    status: str
+    error: str = ""
+    bounced: bool = False  # the recipient was refused: suppress the address
+    closed: bool = False  # the server closed the connection (421)
 
 
 def token_hash(token: str) -> str:
@@ -88,10 +77,10 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
 
 
-def send_chunk(campaign_id: int, transport: Transport | None = None) -> Run:
+def send_chunk(campaign_id: int, mail: BaseEmailBackend | None = None) -> Run:
     """One sender run: check the campaign is sending, take tokens from the shared
-    rate limit, claim that many deliveries, send them (over the transport given, so
-    a task sending chunk after chunk keeps its connections, or a new one)."""
+    rate limit, claim that many deliveries and send them over `mail` (kept open by
+    a task for its next chunks), or over a connection of its own."""
     now = timezone.now()
     touched = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
         senders_seen_at=now
@@ -106,321 +95,317 @@ def send_chunk(campaign_id: int, transport: Transport | None = None) -> Run:
     if not deliveries:
         return _idle(campaign_id)
     campaign = Campaign.objects.get(pk=campaign_id)
-    if transport is None:
-        with Transport() as own:
-            sent = send_claimed(own, campaign, deliveries)
-    else:
-        sent = send_claimed(transport, campaign, deliveries)
-    return Run(sent=sent, again=True)
+    if mail is not None:
+        return Run(sent=send_claimed(mail, campaign, deliveries), again=True)
+    own = get_connection()
+    try:
+        return Run(sent=send_claimed(own, campaign, deliveries), again=True)
+    finally:
+        close(own)
 
 
 def claim(campaign_id: int, limit: int) -> list[Delivery]:
-    """Take up to `limit` deliveries: first those whose sender's lease ran out, then
-    pending ones in the order they came due. Each is a range of the partial index
-    delivery_claimable (campaign, status, not_before) read in order and cut at the
-    limit, so a claim stays cheap however many deliveries are pending (sorting every
-    pending row of a 100,000-email campaign took a fifth of a second per claim)."""
+    """Take up to `limit` deliveries: first those a dead sender claimed and never
+    handed over, then pending ones in the order they came due (a range of the index
+    delivery_claimable, cut at the limit). Deliveries handed over whose outcome was
+    never recorded turn unconfirmed here, once their lease ended."""
     now = timezone.now()
     name = uuid.uuid4().hex
-    campaign_rows = Delivery.objects.filter(campaign_id=campaign_id)
+    rows = Delivery.objects.filter(campaign_id=campaign_id)
+    rows.filter(status=S.SENDING, lease_until__lt=now).update(
+        status=S.UNCONFIRMED,
+        lease_until=None,
+        error="handed to the mail server; its answer was never recorded",
+    )
     with transaction.atomic():
         ids = list(
-            campaign_rows.filter(status=Delivery.Status.SENDING, lease_until__lt=now)
+            rows.filter(status=S.CLAIMED, lease_until__lt=now)
             .order_by("not_before")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)[:limit]
         )
         if len(ids) < limit:
             ids += list(
-                campaign_rows.filter(status=Delivery.Status.PENDING, not_before__lte=now)
+                rows.filter(status=S.PENDING, not_before__lte=now)
                 .order_by("not_before")
                 .select_for_update(skip_locked=True)
                 .values_list("pk", flat=True)[: limit - len(ids)]
             )
         if ids:
-            claimable = Q(status=Delivery.Status.PENDING, not_before__lte=now) | Q(
-                status=Delivery.Status.SENDING, lease_until__lt=now
+            claimable = Q(status=S.PENDING, not_before__lte=now) | Q(
+                status=S.CLAIMED, lease_until__lt=now
             )
             Delivery.objects.filter(claimable, pk__in=ids).update(
-                status=Delivery.Status.SENDING,
+                status=S.CLAIMED,
                 claim=name,
                 lease_until=now + timedelta(seconds=settings.CAMPAIGN_LEASE_SECONDS),
             )
     if not ids:
         return []
     return list(
-        Delivery.objects.filter(pk__in=ids, claim=name, status=Delivery.Status.SENDING)
+        Delivery.objects.filter(pk__in=ids, claim=name, status=S.CLAIMED)
         .select_related("account__service")
         .order_by("pk")
     )
 
 
-def send_claimed(transport: Transport, campaign: Campaign, deliveries: list[Delivery]) -> int:
-    """Send claimed deliveries in batches of the transport's size; how many went out.
-    Raises TransportUnavailable (the deliveries not yet sent released) when the mail
-    server cannot be reached."""
-    remaining = _skip_blocked(deliveries)
-    composer = content.Composer(campaign) if transport.smtp else None
+def send_claimed(mail: BaseEmailBackend, campaign: Campaign, deliveries: list[Delivery]) -> int:
+    """Send claimed deliveries in batches of CAMPAIGN_BATCH_SIZE; how many the mail
+    server took. Raises MailServerUnavailable, the deliveries not handed over
+    released, when the server cannot be reached or the connection breaks."""
+    try:
+        mail.open()  # before anything is handed over: a dead server changes nothing
+    except (OSError, smtplib.SMTPException) as exc:
+        _release(deliveries, statuses=[S.CLAIMED])
+        raise MailServerUnavailable(str(exc)) from exc
+    size = settings.CAMPAIGN_BATCH_SIZE
     sent = 0
-    for start in range(0, len(remaining), transport.size):
-        batch = remaining[start : start + transport.size]
+    for start in range(0, len(deliveries), size):
         try:
-            sent += send_batch(transport, campaign, batch, composer=composer)
-        except ConnectionLost as lost:
-            _release(remaining[start:], error="", count_attempt=False)
-            raise TransportUnavailable(str(lost)) from lost
+            sent += send_batch(mail, campaign, deliveries[start : start + size])
+        except (MailServerUnavailable, DatabaseError):
+            _release(deliveries[start + size :], statuses=[S.CLAIMED])
+            raise
     return sent
 
 
-def send_batch(
-    transport: Transport,
-    campaign: Campaign,
-    batch: list[Delivery],
-    *,
-    composer: content.Composer | None = None,
-) -> int:
-    """Send one batch (at most one email per connection) with one commit; how many
-    went out."""
+def send_batch(mail: BaseEmailBackend, campaign: Campaign, batch: list[Delivery]) -> int:
+    """Hand one batch over (one conditional UPDATE, committed), send it, record what
+    the server said (one UPDATE for those it took); how many it took."""
     tokens = {delivery.pk: secrets.token_urlsafe(32) for delivery in batch}
-    items = []
-    for delivery in batch:
-        token = tokens[delivery.pk]
-        if transport.smtp:
-            composer = composer or content.Composer(campaign)
-            out = composer.outgoing(delivery, delivery.account, token=token)
-            items.append(
-                Item(key=delivery.pk, sender=out.sender, recipient=out.recipient, data=out.data)
+    messages = {
+        delivery.pk: content.build_message(
+            campaign, delivery, delivery.account, token=tokens[delivery.pk]
+        )
+        for delivery in batch
+    }
+    handed = _hand_over(campaign, batch, tokens)
+    if len(handed) < len(batch):
+        _skip_blocked([delivery for delivery in batch if delivery.pk not in handed])
+    outcomes: dict[int, Outcome] = {}
+    untried = [delivery for delivery in batch if delivery.pk in handed]
+    broken = None
+    while untried and broken is None:
+        delivery = untried.pop(0)
+        outcome = outcomes[delivery.pk] = _send(mail, messages[delivery.pk])
+        if outcome.status == "unknown" or outcome.closed:
+            broken = outcome
+            close(mail)  # the connection may be anywhere in the SMTP dialogue
+    _with_retries(lambda: _record(campaign, batch, outcomes))
+    if broken is not None:
+        # Never given to the server: this process knows, so they may go again.
+        _with_retries(lambda: _release(untried, statuses=[S.SENDING]))
+        raise MailServerUnavailable(broken.error)
+    return sum(outcome.status == "sent" for outcome in outcomes.values())
+
+
+def _hand_over(campaign: Campaign, batch: list[Delivery], tokens: dict[int, str]) -> set[int]:
+    """One UPDATE, committed before the mail server sees anything: those of the
+    batch still ours and still sendable become "sending" with their link's hash.
+    Their keys. Should it fail, the batch is released: nothing of it was sent."""
+    if not batch:
+        return set()
+    now = timezone.now()
+    pks = [delivery.pk for delivery in batch]
+    name = batch[0].claim
+    try:
+        count = (
+            Delivery.objects.filter(pk__in=pks, claim=name, status=S.CLAIMED)
+            .filter(_sendable())
+            .update(
+                status=S.SENDING,
+                sent_at=now,
+                lease_until=now + timedelta(seconds=settings.CAMPAIGN_LEASE_SECONDS),
+                error="",
+                token_hash=Case(
+                    *(When(pk=pk, then=Value(token_hash(tokens[pk]))) for pk in pks),
+                    output_field=CharField(),
+                ),
+                token_expires_at=now + timedelta(days=campaign.link_valid_days),
             )
-        else:
-            message = content.build_message(campaign, delivery, delivery.account, token=token)
-            items.append(Item(key=delivery.pk, message=message))
+        )
+    except DatabaseError:
+        # Committed or not, this process sends none of them: put them back.
+        _with_retries(lambda: _release(batch, statuses=[S.CLAIMED, S.SENDING]))
+        raise
+    if count == len(pks):
+        return set(pks)
+    return set(
+        Delivery.objects.filter(pk__in=pks, claim=name, status=S.SENDING, sent_at=now).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def _send(mail: BaseEmailBackend, message: EmailMessage) -> Outcome:
+    """One message per send_messages call: with several, the SMTP backend stops at
+    the first refused one without saying which it was."""
+    try:
+        sent = mail.send_messages([message])
+    except smtplib.SMTPRecipientsRefused as exc:
+        code, reply = next(iter(exc.recipients.values()))
+        return _refused(code, reply, recipient=True)
+    except smtplib.SMTPResponseException as exc:
+        return _refused(exc.smtp_code, exc.smtp_error)
+    except AnymailRecipientsRefused as exc:
+        return Outcome("failed", error=str(exc)[:1000], bounced=True)
+    except AnymailAPIError as exc:
+        if exc.status_code == 429:
+            return Outcome("later", error=str(exc)[:1000])
+        if exc.status_code is not None and 400 <= exc.status_code < 500:
+            return Outcome("failed", error=str(exc)[:1000])
+        return Outcome("unknown", error=f"no answer from the email service: {exc}"[:1000])
+    except (OSError, smtplib.SMTPException) as exc:
+        return Outcome("unknown", error=f"connection lost: {exc}"[:1000])
+    if not sent:
+        return Outcome("later", error="the email backend did not send it")
+    return Outcome("sent")
+
+
+def _refused(code: int, reply: bytes | str, *, recipient: bool = False) -> Outcome:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    error = f"{code} {text}"[:1000]
+    if 400 <= code < 500:
+        return Outcome("later", error=error, closed=code == 421)
+    if 500 <= code < 600:
+        return Outcome("failed", error=error, bounced=recipient)
+    return Outcome("unknown", error=error)
+
+
+def _record(campaign: Campaign, batch: list[Delivery], outcomes: dict[int, Outcome]) -> None:
+    """Write what the server said: one UPDATE for the emails it took, one per other
+    answer. Only rows still ours and handed over (or turned unconfirmed meanwhile)."""
+    if not outcomes:
+        return
+    name = batch[0].claim
+    handed = Delivery.objects.filter(claim=name, status__in=[S.SENDING, S.UNCONFIRMED])
+    sent = [pk for pk, outcome in outcomes.items() if outcome.status == "sent"]
+    if sent:
+        handed.filter(pk__in=sent).update(
+            status=S.SENT, attempts=F("attempts") + 1, lease_until=None, error=""
+        )
     by_pk = {delivery.pk: delivery for delivery in batch}
-    sent_at = timezone.now()
-
-    def commit(ready: list[Item]) -> tuple[set[int], commit_point.Pending]:
-        return _commit(campaign, [by_pk[item.key] for item in ready], tokens, sent_at)
-
-    outcomes = transport.send(items, commit)
-    sent, abandoned, confirmed = 0, [], []
-    for delivery in batch:
-        outcome = outcomes[delivery.pk]
-        if outcome.status == "sent":
-            sent += 1
-            confirmed.append(delivery.pk)
-        elif outcome.status == "abandoned":
-            abandoned.append(delivery)
-        elif outcome.status == "temporary":
-            _retry_later(delivery, outcome.error)
-        elif outcome.status == "dropped":  # e.g. the server closed an idle connection
-            _retry_later(delivery, outcome.error, delay=timedelta(0))
-        elif outcome.status == "permanent":
-            _finish(delivery, status=Delivery.Status.FAILED, error=outcome.error, after_commit=True)
-            if outcome.rejected_recipient:
+    for pk, outcome in outcomes.items():
+        rows = handed.filter(pk=pk)
+        attempts = by_pk[pk].attempts + 1
+        if outcome.status == "unknown":
+            rows.update(
+                status=S.UNCONFIRMED, attempts=attempts, lease_until=None, error=outcome.error
+            )
+        elif outcome.status == "later" and attempts < MAX_ATTEMPTS:
+            rows.update(
+                status=S.PENDING,
+                attempts=attempts,
+                not_before=timezone.now() + retry_delay(attempts),
+                error=outcome.error,
+                **_NOT_HANDED_OVER,
+            )
+        elif outcome.status in ("later", "failed"):
+            rows.update(status=S.FAILED, attempts=attempts, error=outcome.error, **_NOT_HANDED_OVER)
+            if outcome.bounced:
                 Suppression.objects.get_or_create(
-                    email_key=delivery.email_key,
+                    email_key=by_pk[pk].email_key,
                     defaults={
                         "reason": Suppression.Reason.BOUNCED,
                         "campaign": campaign,
                         "detail": outcome.error,
                     },
                 )
-        else:  # "unknown": the server may or may not have it; it stays sent
-            _note(delivery, outcome.error)
-    if confirmed:
-        Delivery.objects.filter(pk__in=confirmed, status=Delivery.Status.SENT).update(
-            confirmed_at=timezone.now()
-        )
-    if abandoned:
-        # Not committed: suppressed or linked meanwhile (skipped now), or claimed by
-        # another sender (left alone: _mine no longer matches).
-        _release(_skip_blocked(abandoned), error="", count_attempt=False)
-    return sent
 
 
-def _sendable() -> Q:
-    """May still be sent: address not suppressed, marketing email not refused, legacy
-    account not linked. Evaluated on the delivery row itself (no join), so it can sit
-    in the UPDATE that commits the send."""
-    return (
-        ~Q(Exists(Suppression.objects.filter(email_key=OuterRef("email_key"))))
-        & ~consent.refuses_marketing(OuterRef("email_key"))
-        & ~Q(Exists(LegacyAccount.objects.filter(pk=OuterRef("account_id"), owner__isnull=False)))
-    )
+# A delivery the mail server refused: its link never reached anyone.
+_NOT_HANDED_OVER = {
+    "lease_until": None,
+    "claim": "",
+    "sent_at": None,
+    "token_hash": None,
+    "token_expires_at": None,
+}
 
 
-def _commit(
-    campaign: Campaign, deliveries: list[Delivery], tokens: dict[int, str], sent_at
-) -> tuple[set[int], commit_point.Pending]:
-    """Mark "sent", in one statement, those of the deliveries still ours and still
-    sendable: their keys (only these may be finished at the server), and the
-    transaction, whose COMMIT goes out with their "."s (commit_point.py)."""
-    if not deliveries:
-        return set(), commit_point.COMMITTED
-    pks = [delivery.pk for delivery in deliveries]
-    name = deliveries[0].claim
-    ours = Delivery.objects.filter(pk__in=pks, claim=name, status=Delivery.Status.SENDING)
-    sent = {
-        "status": Delivery.Status.SENT,
-        "sent_at": sent_at,
-        "attempts": F("attempts") + 1,
-        "lease_until": None,
-        "error": "",
-        "token_hash": Case(
-            *(When(pk=pk, then=Value(token_hash(tokens[pk]))) for pk in pks),
-            output_field=CharField(),
-        ),
-        "token_expires_at": sent_at + timedelta(days=campaign.link_valid_days),
-    }
-
-    def mark() -> set[int]:
-        if ours.filter(_sendable()).update(**sent) == len(pks):
-            return set(pks)
-        return set(
-            Delivery.objects.filter(
-                pk__in=pks, claim=name, status=Delivery.Status.SENT, sent_at=sent_at
-            ).values_list("pk", flat=True)
-        )
-
-    keys, pending = commit_point.begin(mark)
-    if not keys:
-        return keys, pending
-    return keys, _Recorded(pending, lambda: ours.filter(pk__in=keys).update(**sent))
+def _release(deliveries: list[Delivery], *, statuses: list[str]) -> None:
+    """Back to pending, no attempt counted: these never reached the mail server."""
+    if deliveries:
+        Delivery.objects.filter(
+            pk__in=[delivery.pk for delivery in deliveries],
+            claim=deliveries[0].claim,
+            status__in=statuses,
+        ).update(status=S.PENDING, **_NOT_HANDED_OVER)
 
 
-class _Recorded(commit_point.Pending):
-    """A batch's transaction. Should its COMMIT fail once the "."s went out (the
-    database went away in between), the emails are at the server all the same: they
-    are recorded as sent once the database answers again, or they would go out
-    twice when their lease runs out."""
-
-    def __init__(self, pending: commit_point.Pending, record: Callable[[], object]) -> None:
-        self.pending = pending
-        self.record = record
-
-    def send(self, writes):
-        return self.pending.send(writes)
-
-    def abandon(self) -> None:
-        self.pending.abandon()
-
-    def answer(self) -> None:
-        try:
-            self.pending.answer()
-        except DatabaseError:
-            _retrying(self.record)
-
-
-def _retrying(write: Callable[[], object]) -> None:
-    for pause in SETTLE_RETRY_SECONDS:
-        connection.close()
+def _with_retries(write: Callable[[], object]) -> None:
+    """Run a database write, again on a new connection after 0.5, 1, 2, 4, 8, 8 ...
+    seconds while the database is away, for at most CAMPAIGN_LEASE_SECONDS; then
+    the last error is raised (what was handed over stays so, later unconfirmed)."""
+    deadline = time.monotonic() + settings.CAMPAIGN_LEASE_SECONDS
+    pause = 0.5
+    while True:
         try:
             write()
             return
         except DatabaseError:
-            if pause is None:
+            if time.monotonic() + pause > deadline:
                 raise
+            connection.close()
             time.sleep(pause)
+            pause = min(8.0, pause * 2)
 
 
-def _skip_blocked(deliveries: list[Delivery]) -> list[Delivery]:
-    """One query for the whole list: mark skipped those suppressed, refusing marketing
-    email or linked meanwhile; the others."""
-    if not deliveries:
-        return []
-    blocked = {}
+def close(mail: BaseEmailBackend) -> None:
+    """Close a connection that may already be broken (the next open() starts anew)."""
+    with contextlib.suppress(OSError, smtplib.SMTPException):
+        mail.close()
+
+
+def _sendable() -> Q:
+    """May still be sent: address not suppressed, marketing email not refused, legacy
+    account not linked. On the delivery row itself, for the hand-over UPDATE."""
+    return (
+        ~Q(Exists(Suppression.objects.filter(email_key=OuterRef("email_key"))))
+        & consent.marketing_allowed(OuterRef("email_key"))
+        & ~Q(Exists(LegacyAccount.objects.filter(pk=OuterRef("account_id"), owner__isnull=False)))
+    )
+
+
+def _skip_blocked(deliveries: list[Delivery]) -> None:
+    """Those not handed over and still claimed by us were blocked meanwhile: mark
+    them skipped with the reason (one query)."""
     rows = (
-        Delivery.objects.filter(pk__in=[delivery.pk for delivery in deliveries])
-        .annotate(
-            suppressed=Exists(Suppression.objects.filter(email_key=OuterRef("email_key"))),
-            refused=ExpressionWrapper(
-                consent.refuses_marketing(OuterRef("email_key")), output_field=BooleanField()
-            ),
-        )
-        .values_list("pk", "suppressed", "refused", "account__owner_id")
-    )
-    for pk, suppressed, refused, owner_id in rows:
-        if suppressed:
-            blocked[pk] = "suppressed"
-        elif refused:
-            blocked[pk] = "marketing email refused"
-        elif owner_id is not None:
-            blocked[pk] = "linked before sending"
-    for reason in set(blocked.values()):
-        Delivery.objects.filter(
-            pk__in=[pk for pk, why in blocked.items() if why == reason],
-            claim=deliveries[0].claim,
-            status=Delivery.Status.SENDING,
-        ).update(
-            status=Delivery.Status.SKIPPED,
-            error=reason,
-            lease_until=None,
-            sent_at=None,
-            token_hash=None,
-        )
-    return [delivery for delivery in deliveries if delivery.pk not in blocked]
-
-
-def _mine(delivery: Delivery):
-    return Delivery.objects.filter(
-        pk=delivery.pk, claim=delivery.claim, status=Delivery.Status.SENDING
-    )
-
-
-def _after_commit(delivery: Delivery):
-    """The delivery as our commit left it ("sent"), or as claimed if we never got there."""
-    return Delivery.objects.filter(
-        pk=delivery.pk,
-        claim=delivery.claim,
-        status__in=[Delivery.Status.SENDING, Delivery.Status.SENT],
-    )
-
-
-def _finish(delivery: Delivery, *, status: str, error: str, after_commit: bool = False) -> None:
-    rows = _after_commit(delivery) if after_commit else _mine(delivery)
-    rows.update(status=status, error=error[:1000], lease_until=None, sent_at=None, token_hash=None)
-
-
-def _retry_later(delivery: Delivery, error: str, *, delay: timedelta | None = None) -> None:
-    """Back to pending, the attempt counted, after retry_delay (or `delay`)."""
-    attempts = delivery.attempts + 1
-    if attempts >= MAX_ATTEMPTS:
-        _finish(delivery, status=Delivery.Status.FAILED, error=error, after_commit=True)
-        return
-    _after_commit(delivery).update(
-        status=Delivery.Status.PENDING,
-        attempts=attempts,
-        not_before=timezone.now() + (retry_delay(attempts) if delay is None else delay),
-        error=error[:1000],
-        lease_until=None,
-        claim="",
-        sent_at=None,
-        token_hash=None,
-        token_expires_at=None,
-    )
-
-
-def _release(deliveries: list[Delivery], *, error: str, count_attempt: bool) -> None:
-    if count_attempt:
-        for delivery in deliveries:
-            _retry_later(delivery, error)
-    elif deliveries:
         Delivery.objects.filter(
             pk__in=[delivery.pk for delivery in deliveries],
             claim=deliveries[0].claim,
-            status=Delivery.Status.SENDING,
-        ).update(status=Delivery.Status.PENDING, lease_until=None, claim="")
-
-
-def _note(delivery: Delivery, error: str) -> None:
-    Delivery.objects.filter(pk=delivery.pk, claim=delivery.claim).update(error=error[:1000])
+            status=S.CLAIMED,
+        )
+        .annotate(
+            suppressed=Exists(Suppression.objects.filter(email_key=OuterRef("email_key"))),
+            allowed=ExpressionWrapper(
+                consent.marketing_allowed(OuterRef("email_key")), output_field=BooleanField()
+            ),
+        )
+        .values_list("pk", "suppressed", "allowed", "account__owner_id")
+    )
+    reasons: dict[str, list[int]] = {}
+    for pk, suppressed, allowed, owner_id in rows:
+        if suppressed:
+            reason = "suppressed"
+        elif not allowed:
+            reason = "marketing email refused"
+        elif owner_id is not None:
+            reason = "linked before sending"
+        else:
+            continue
+        reasons.setdefault(reason, []).append(pk)
+    for reason, pks in reasons.items():
+        Delivery.objects.filter(pk__in=pks, status=S.CLAIMED).update(
+            status=S.SKIPPED, error=reason, lease_until=None
+        )
 
 
 def _idle(campaign_id: int) -> Run:
     """Nothing to claim now: wait for retries or leases to come due, or finish."""
     now = timezone.now()
     due = Delivery.objects.filter(
-        campaign_id=campaign_id,
-        status__in=[Delivery.Status.PENDING, Delivery.Status.SENDING],
+        campaign_id=campaign_id, status__in=[S.PENDING, S.CLAIMED, S.SENDING]
     ).aggregate(pending=Min("not_before"), leased=Min("lease_until"))
     upcoming = [moment for moment in (due["pending"], due["leased"]) if moment is not None]
     if upcoming:
@@ -433,11 +418,11 @@ def _idle(campaign_id: int) -> Run:
 
 
 def finish_if_done(campaign_id: int) -> bool:
-    """Finished: every step planned and no delivery left to send."""
+    """Finished: every step planned and no delivery left to send or to settle."""
     if CampaignStep.objects.filter(campaign_id=campaign_id, planned_at__isnull=True).exists():
         return False
     if Delivery.objects.filter(
-        campaign_id=campaign_id, status__in=[Delivery.Status.PENDING, Delivery.Status.SENDING]
+        campaign_id=campaign_id, status__in=[S.PENDING, S.CLAIMED, S.SENDING]
     ).exists():
         return False
     return bool(

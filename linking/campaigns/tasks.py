@@ -2,19 +2,16 @@
 (settings), so a task whose worker died runs again; every service here is safe to
 run twice."""
 
-import logging
 import time
 
 from celery import shared_task
-from celery.signals import worker_process_init
-from django.db import InterfaceError, OperationalError, connection
+from django.core.mail import get_connection
+from django.db import InterfaceError, OperationalError
 
-from linking.campaigns import commit_point, control, planning, sending
+from linking.campaigns import control, planning, sending
 from linking.campaigns.models import Campaign
-from linking.campaigns.transport import Transport
 
-logger = logging.getLogger(__name__)
-MAX_TRANSPORT_RETRIES = 10
+MAX_MAIL_RETRIES = 10
 MAX_DATABASE_RETRIES = 10
 RUN_SECONDS = 5
 
@@ -34,21 +31,22 @@ def send(self, campaign_id: int) -> int:
     this sender's next run is queued, so no task runs long and a lost one is cheap."""
     deadline = time.monotonic() + RUN_SECONDS
     sent = 0
-    with Transport() as transport:  # its SMTP connections serve every chunk of this run
+    mail = get_connection()  # one connection for every chunk of this run
+    try:
         while True:
             try:
-                run = sending.send_chunk(campaign_id, transport)
-            except sending.TransportUnavailable as exc:
+                run = sending.send_chunk(campaign_id, mail)
+            except sending.MailServerUnavailable as exc:
                 # Trouble with the mail server: back off 5 s, 10 s, 20 s ... 10 min.
                 countdown = min(600, 5 * 2**self.request.retries)
                 raise self.retry(
-                    exc=exc, countdown=countdown, max_retries=MAX_TRANSPORT_RETRIES
+                    exc=exc, countdown=countdown, max_retries=MAX_MAIL_RETRIES
                 ) from exc
             except (OperationalError, InterfaceError) as exc:
                 # The database went away (a restart, a failover): this sender comes
                 # back 2 s, 4 s ... 1 min later instead of waiting for beat to notice
-                # that every sender stopped (CAMPAIGN_LEASE_SECONDS). Deliveries it had
-                # claimed wait for their lease; nothing was sent without its commit.
+                # that every sender stopped. What it had handed over stays so, and
+                # turns unconfirmed when the lease ends: never sent again.
                 countdown = min(60, 2 * 2**self.request.retries)
                 raise self.retry(
                     exc=exc, countdown=countdown, max_retries=MAX_DATABASE_RETRIES
@@ -56,6 +54,8 @@ def send(self, campaign_id: int) -> int:
             sent += run.sent
             if not run.again or run.wait_seconds or time.monotonic() > deadline:
                 break
+    finally:
+        sending.close(mail)
     if run.again:
         send.apply_async((campaign_id,), countdown=run.wait_seconds or None)
     return sent
@@ -64,11 +64,3 @@ def send(self, campaign_id: int) -> int:
 @shared_task(name="campaigns.tick")
 def tick() -> None:
     control.tick()
-
-
-@worker_process_init.connect
-def _say_how_batches_commit(**kwargs) -> None:
-    try:
-        logger.info("campaign commit point: %s", commit_point.describe())
-    finally:
-        connection.close()  # a pool process opens its own when it needs one

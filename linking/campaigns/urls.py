@@ -7,5 +7,4 @@ urlpatterns = [
     path("l/<str:token>/", views.landing, name="landing"),
     path("confirm/", views.confirm, name="confirm"),
     path("u/<str:code>/", views.unsubscribe_view, name="unsubscribe"),
-    path("bounces/", views.bounce_webhook, name="bounces"),
 ]

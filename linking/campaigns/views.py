@@ -1,23 +1,18 @@
 """Pages a campaign email leads to: the landing page of the personal link, the one
-confirmation that links the account, unsubscribing (RFC 8058 one-click), and the
-bounce webhook for an ESP. Views check input and call links, unsubscribe, bounces."""
+confirmation that links the account, and unsubscribing (RFC 8058 one-click).
+Views check input and call links and unsubscribe."""
 
-import hmac
-import json
-
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
 from accounts import consent
 from accounts.stepup import step_up_required
 from linking import claims
-from linking.campaigns import bounces, content, links, unsubscribe
+from linking.campaigns import content, links, unsubscribe
 from linking.campaigns.models import Delivery
 
 
@@ -98,37 +93,3 @@ def unsubscribe_view(request: HttpRequest, code: str) -> HttpResponse:
 
 def _one_click(request: HttpRequest) -> bool:
     return request.POST.get("List-Unsubscribe") == "One-Click"
-
-
-@csrf_exempt
-@require_POST
-def bounce_webhook(request: HttpRequest) -> HttpResponse:
-    """An ESP reports bounces: JSON {"email", "type": "hard"|"soft", "message_id"} or a
-    list of them, with "Authorization: Bearer <CAMPAIGN_BOUNCE_WEBHOOK_SECRET>"."""
-    secret = settings.CAMPAIGN_BOUNCE_WEBHOOK_SECRET
-    if not secret:
-        raise Http404
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), secret.encode()):
-        return JsonResponse({"error": "unauthorized"}, status=401)
-    try:
-        payload = json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return JsonResponse({"error": "invalid JSON"}, status=400)
-    items = payload if isinstance(payload, list) else [payload]
-    if not items or not all(_is_bounce(item) for item in items):
-        return JsonResponse({"error": "expected objects with an email"}, status=400)
-    suppressed = 0
-    for item in items:
-        bounce = bounces.Bounce(
-            email=item["email"][:254],
-            hard=item.get("type") in ("hard", "complaint"),
-            message_id=str(item.get("message_id") or "")[:300],
-            detail=str(item.get("detail") or item.get("type") or "")[:1000],
-        )
-        suppressed += bounces.record(bounce)
-    return JsonResponse({"received": len(items), "suppressed": suppressed})
-
-
-def _is_bounce(item) -> bool:
-    return isinstance(item, dict) and isinstance(item.get("email"), str)
