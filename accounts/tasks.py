@@ -65,12 +65,3 @@ def prune_provider_grants() -> int:
     from accounts.oidc_provider import prune_grants
 
     return prune_grants()
-
-
-@shared_task(name="accounts.prune_provider_grants")
-def prune_provider_grants() -> int:
-    """Beat, hourly: the OpenID provider's grants and spent refresh tokens that no
-    token can use any more go (accounts.oidc_provider.prune_grants)."""
-    from accounts.oidc_provider import prune_grants
-
-    return prune_grants()
