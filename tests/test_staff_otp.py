@@ -109,7 +109,8 @@ def test_enrollment_at_first_sign_in(client, make_staff):
     response = client.post("/admin/login/", {"username": staff.email, "password": PASSWORD})
     assert response["Location"].startswith("/admin/enroll/")
     page = client.get("/admin/enroll/").content.decode()
-    assert "<svg" in page
+    assert re.search(r'data-testid="totp-qr"><svg [^>]*viewBox=', page)
+    assert "&lt;svg" not in page
     assert 'data-testid="totp-key"' in page
     assert not INLINE_SCRIPT.search(page) and 'style="' not in page
     device = TOTPDevice.objects.get(user=staff, confirmed=False)
@@ -172,3 +173,25 @@ def test_verification_does_not_redirect_elsewhere(client, make_staff):
     verified_login(client, staff)
     response = client.get("/admin/verify/?next=https://evil.example/")
     assert response["Location"] == "/admin/"
+
+
+@pytest.mark.parametrize("device", [True, False], ids=["verify", "enroll"])
+def test_the_second_factor_pages_show_no_admin_menu_and_a_sign_out(client, make_staff, device):
+    staff = make_staff(superuser=True, device=device)
+    client.force_login(staff)
+    url = "/admin/verify/" if device else "/admin/enroll/"
+    page = client.get(url).content.decode()
+    assert 'id="nav-sidebar"' not in page
+    assert "/admin/linking/auditevent/" not in page
+    assert 'action="/admin/sign-out/"' in page
+
+    response = client.post("/admin/sign-out/")
+    assert response["Location"] == "/admin/login/"
+    assert client.get(url)["Location"].startswith("/admin/login/")
+    assert client.get("/admin/login/").status_code == 200
+
+
+def test_signing_out_takes_a_post(client, make_staff):
+    client.force_login(make_staff())
+    assert client.get("/admin/sign-out/").status_code == 405
+    assert client.get("/admin/verify/").status_code == 200

@@ -56,6 +56,7 @@ class StaffAdminSite(OTPAdminSite):
         return [
             path("verify/", views.verify, name="staff_verify"),
             path("enroll/", views.enroll, name="staff_enroll"),
+            path("sign-out/", views.sign_out, name="staff_sign_out"),
             path("backup-codes/", staff(views.backup_codes), name="staff_backup_codes"),
             path(
                 "dashboard/",

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount
 from django.contrib import admin, messages
+from django.contrib.auth import logout
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -52,6 +53,21 @@ def _context(request: HttpRequest, title: str, **extra) -> dict:
     return {**admin.site.each_context(request), "title": title, **extra}
 
 
+def _factor_context(request: HttpRequest, title: str, **extra) -> dict:
+    """The second-factor pages show no admin menu: the person is not verified yet."""
+    site = admin.site
+    return {
+        "site_title": site.site_title,
+        "site_header": site.site_header,
+        "site_url": site.site_url,
+        "has_permission": False,
+        "is_nav_sidebar_enabled": False,
+        "is_popup": False,
+        "title": title,
+        **extra,
+    }
+
+
 def _staff_awaiting_factor(request: HttpRequest) -> bool:
     user = request.user
     return user.is_authenticated and user.is_active and user.is_staff
@@ -90,7 +106,9 @@ def verify(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "admin/staff/verify.html",
-        _context(request, _("Second factor"), form=form, error=error, next=safe_next(request)),
+        _factor_context(
+            request, _("Second factor"), form=form, error=error, next=safe_next(request)
+        ),
     )
 
 
@@ -124,7 +142,7 @@ def enroll(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "admin/staff/enroll.html",
-        _context(
+        _factor_context(
             request,
             _("Set up your authenticator app"),
             form=form,
@@ -134,6 +152,15 @@ def enroll(request: HttpRequest) -> HttpResponse:
             next=safe_next(request),
         ),
     )
+
+
+@require_POST
+@csrf_protect
+def sign_out(request: HttpRequest) -> HttpResponse:
+    """Sign out from the second-factor pages, where the admin's own sign-out does not
+    answer yet (it is behind the second factor too)."""
+    logout(request)
+    return HttpResponseRedirect(reverse("admin:login"))
 
 
 def backup_codes(request: HttpRequest) -> HttpResponse:
