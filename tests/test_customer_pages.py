@@ -2,6 +2,13 @@
 walk through the site in Japanese asked for. The browser journey
 (test_journey_customer) walks the same pages in Chromium."""
 
+import html
+import re
+from urllib.parse import unquote
+
+from django.test import Client
+from django_otp_webauthn.models import WebAuthnCredential
+
 from tests.fixtures.mfa import sign_in_with_password, stepped_up
 
 JSON = {"HTTP_ACCEPT": "application/json"}
@@ -22,3 +29,79 @@ def test_passkeys_say_why_they_are_off_where_the_address_cannot_have_them(
     response = client.post("/accounts/2fa/passkeys/registration/begin/", **JSON)
     assert response.status_code == 403
     assert response.json()["code"] == "passkeys_off"
+
+
+def _in_site_layout(page: str) -> None:
+    assert '<html lang="ja">' in page
+    assert 'class="site-header"' in page
+    assert 'href="/static/css/site.css"' in page
+
+
+def test_a_stale_link_shows_our_404_page_in_japanese(customer_client, settings):
+    settings.DEBUG = False
+    response = customer_client.get("/link/suggested/50/")
+    assert response.status_code == 404
+    page = response.content.decode()
+    _in_site_layout(page)
+    assert "ページが見つかりません" in page
+    assert 'href="/me/"' in page
+    assert "Not Found" not in page
+
+
+def test_a_server_error_shows_our_500_page_in_japanese(client, settings, db):
+    settings.DEBUG = False
+    settings.ROOT_URLCONF = "tests.error_urls"
+    client.raise_request_exception = False
+    response = client.get("/test-failure/")
+    assert response.status_code == 500
+    page = response.content.decode()
+    _in_site_layout(page)
+    assert "エラーが発生しました" in page
+    assert "Server Error" not in page
+
+
+def test_a_form_sent_without_its_csrf_token_shows_our_page(db, settings):
+    settings.DEBUG = False
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/accounts/login/", {"login": "a@example.jp", "password": "x"})
+    assert response.status_code == 403
+    page = response.content.decode()
+    _in_site_layout(page)
+    assert "もう一度お試しください" in page
+    assert "CSRF" not in page
+    assert settings.CSRF_COOKIE_NAME in response.cookies  # going back and resending works
+
+
+def test_a_passkey_can_be_renamed_by_its_owner_only(verified_client, mfa_customer, make_customer):
+    passkey = WebAuthnCredential.objects.create(
+        user=mfa_customer, credential_id=b"x", public_key=b"y", sign_count=0, confirmed=True
+    )
+    response = verified_client.post(
+        f"/accounts/2fa/passkeys/{passkey.pk}/rename/", {"name": " 仕事用PC "}
+    )
+    assert response.url == "/accounts/2fa/"
+    passkey.refresh_from_db()
+    assert passkey.name == "仕事用PC"
+    assert "仕事用PC" in verified_client.get("/accounts/2fa/").content.decode()
+
+    other = Client()
+    other.force_login(make_customer("ren.ito@example.jp"))
+    response = other.post(f"/accounts/2fa/passkeys/{passkey.pk}/rename/", {"name": "mine"})
+    assert response.status_code == 404
+    passkey.refresh_from_db()
+    assert passkey.name == "仕事用PC"
+
+
+def test_backup_codes_come_with_a_text_download_and_no_inline_script(verified_client, mfa_customer):
+    response = verified_client.post("/accounts/2fa/backup-codes/")
+    page = response.content.decode()
+    link = re.search(r'href="data:text/plain;charset=utf-8,([^"]+)" download="([^"]+)"', page)
+    assert link, page
+    text = unquote(html.unescape(link.group(1)))
+    shown = re.findall(r"<li><code>([a-z0-9-]+)</code></li>", page)
+    assert len(shown) == 10
+    assert all(code in text for code in shown)
+    assert mfa_customer.unified_id_display in text
+    assert link.group(2).endswith(".txt")
+    assert "data-print" in page and "data-copy-from" in page
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page)

@@ -9,5 +9,6 @@ urlpatterns = [
     path("passkeys/add/", views.add_passkey, name="mfa_add_passkey"),
     path("backup-codes/", views.regenerate_backup_codes, name="mfa_backup_codes"),
     path("devices/<slug:kind>/<int:pk>/remove/", views.remove_device, name="mfa_remove_device"),
+    path("passkeys/<int:pk>/rename/", views.rename_passkey, name="mfa_rename_passkey"),
     path("passkeys/", include("accounts.mfa.passkeys")),
 ]

@@ -3,21 +3,25 @@ or a passkey, backup codes, removing a device (all changes after step-up), and t
 verification page every sign-in leads to. Views are thin: they call flows,
 totp, backup_codes."""
 
+from urllib.parse import quote
+
 from allauth.account.internal.flows.reauthentication import resume_request
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts import notifications
 from accounts.mfa import backup_codes, flows, passkeys, totp
-from accounts.mfa.forms import ConfirmForm, EnrollTOTPForm, TokenForm
+from accounts.mfa.forms import ConfirmForm, EnrollTOTPForm, NameForm, TokenForm
 from accounts.stepup import step_up_required
 from linking import audit
 
@@ -53,7 +57,7 @@ def add_totp(request: HttpRequest) -> HttpResponse:
             _changed(request, "totp_added", "mfa_device_added", "totp")
             if codes:
                 _changed(request, "backup_codes_generated", "mfa_backup_codes_replaced", "")
-                return render(request, "mfa/backup_codes.html", {"codes": codes})
+                return _show_backup_codes(request, codes)
             messages.success(request, _("The authenticator app was added."))
             return redirect("mfa_overview")
         form.add_error("token", _locked_or_wrong(request))
@@ -85,7 +89,7 @@ def regenerate_backup_codes(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         codes = backup_codes.replace(request.user)
         _changed(request, "backup_codes_generated", "mfa_backup_codes_replaced", "")
-        return render(request, "mfa/backup_codes.html", {"codes": codes})
+        return _show_backup_codes(request, codes)
     return render(
         request,
         "mfa/regenerate_backup_codes.html",
@@ -109,6 +113,22 @@ def remove_device(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         messages.success(request, _("The second factor was removed."))
         return redirect("mfa_overview")
     return render(request, "mfa/remove_device.html", {"form": form, "device": device, "kind": kind})
+
+
+@login_required
+@require_POST
+def rename_passkey(request: HttpRequest, pk: int) -> HttpResponse:
+    """A name the customer recognises ("iPhone", "仕事用PC"); the name is all that
+    changes, so no step-up."""
+    device = get_object_or_404(WebAuthnCredential, pk=pk, user=request.user, confirmed=True)
+    form = NameForm(request.POST)
+    if form.is_valid():
+        device.name = form.cleaned_data["name"]
+        device.save(update_fields=["name"])
+        messages.success(request, _("The passkey was renamed."))
+    else:
+        messages.error(request, _("Please enter a name of up to 64 characters."))
+    return redirect("mfa_overview")
 
 
 @never_cache
@@ -138,6 +158,33 @@ def verify(request: HttpRequest) -> HttpResponse:
             "has_totp": TOTPDevice.objects.filter(user=user, confirmed=True).exists(),
             "has_passkey": has_passkey,
             "passkey_config": passkeys.configuration_json(request) if has_passkey else "",
+        },
+    )
+
+
+def _show_backup_codes(request: HttpRequest, codes: list[str]) -> HttpResponse:
+    """The codes, shown once: to copy, to print, or to download as a text file built
+    in the page itself (a data: link), since only their hashes are kept."""
+    text = "\n".join(
+        [
+            _("Unified ID backup codes"),
+            request.user.unified_id_display,
+            timezone.localtime().strftime("%Y-%m-%d %H:%M"),
+            "",
+            *codes,
+            "",
+            _("Each code works once."),
+            "",
+        ]
+    )
+    return render(
+        request,
+        "mfa/backup_codes.html",
+        {
+            "codes": codes,
+            "text": text,
+            "download_url": "data:text/plain;charset=utf-8," + quote(text),
+            "filename": f"unified-id-backup-codes-{timezone.localdate():%Y%m%d}.txt",
         },
     )
 
