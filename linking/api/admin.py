@@ -8,6 +8,7 @@ from allauth.idp.oidc.models import Client
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from linking.api import webhooks
@@ -19,7 +20,8 @@ class ServiceClientInline(admin.StackedInline):
     can_delete = False
     max_num = 1
     filter_horizontal = ("services",)
-    fields = ("services", "rate_limit_per_minute", "webhook_url")
+    fields = ("services", "rate_limit_per_minute", "webhook_url", "webhook_previous_secret_until")
+    readonly_fields = ("webhook_previous_secret_until",)
 
 
 admin.site.unregister(Client)
@@ -28,10 +30,15 @@ admin.site.unregister(Client)
 @admin.register(Client)
 class ClientAdmin(AllauthClientAdmin):
     """allauth's client admin: the secret is hashed and shown once at creation.
-    Adds the API access inline and secret rotation."""
+    Adds the API access inline, secret rotation and a webhook test ping."""
 
     inlines = (ServiceClientInline,)
-    actions = ("rotate_secret", "rotate_webhook_secret")
+    actions = (
+        "rotate_secret",
+        "rotate_webhook_secret",
+        "retire_previous_webhook_secret",
+        "send_webhook_ping",
+    )
 
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         had_access = ServiceClient.objects.filter(pk=form.instance.pk).exists()
@@ -48,13 +55,49 @@ class ClientAdmin(AllauthClientAdmin):
             client.save(update_fields=["secret"])
             self._show_once(request, _("New client secret of %s") % client.name, secret)
 
-    @admin.action(description=_("Rotate the webhook signing secret"))
+    @admin.action(
+        description=_("Rotate the webhook signing secret (the old one signs too for a while)")
+    )
     def rotate_webhook_secret(self, request: HttpRequest, queryset: QuerySet[Client]) -> None:
         for access in ServiceClient.objects.filter(client__in=queryset).select_related("client"):
             secret = access.rotate_webhook_secret()
             self._show_once(
                 request, _("New webhook signing secret of %s") % access.client.name, secret
             )
+            self.message_user(
+                request,
+                _("The previous secret of %(name)s signs too until %(until)s, or until retired.")
+                % {
+                    "name": access.client.name,
+                    "until": formats.localize(
+                        timezone.localtime(access.webhook_previous_secret_until)
+                    ),
+                },
+            )
+
+    @admin.action(description=_("Retire the previous webhook signing secret now"))
+    def retire_previous_webhook_secret(
+        self, request: HttpRequest, queryset: QuerySet[Client]
+    ) -> None:
+        for access in ServiceClient.objects.filter(client__in=queryset).select_related("client"):
+            access.retire_previous_webhook_secret()
+            self.message_user(
+                request, _("Only the current secret of %s signs now.") % access.client.name
+            )
+
+    @admin.action(description=_("Send a test ping to the webhook"))
+    def send_webhook_ping(self, request: HttpRequest, queryset: QuerySet[Client]) -> None:
+        for access in ServiceClient.objects.filter(client__in=queryset).select_related("client"):
+            if webhooks.ping(access) is None:
+                self.message_user(
+                    request, _("No webhook URL is set for %s.") % access.client.name, messages.ERROR
+                )
+            else:
+                self.message_user(
+                    request,
+                    _("Ping queued for %s: its result is under Webhook deliveries.")
+                    % access.client.name,
+                )
 
     def _show_once(self, request: HttpRequest, label: str, secret: str) -> None:
         self.message_user(

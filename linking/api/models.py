@@ -8,16 +8,21 @@ both the API (client-credentials grant) and sign-in with the unified ID
 the client may see, its rate limit and its webhook endpoint.
 """
 
+import base64
 import secrets
 import uuid
+from datetime import datetime, timedelta
 
 from allauth.idp.oidc.models import Client
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from linking.models import AppendOnlyModel, LegacyService
+from linking.api import outbound
+from linking.models import AppendOnlyModel, LegacyAccount, LegacyService
 
 # OAuth 2 scopes of the API; a client may request only those listed on its Client.
 SCOPE_RESOLVE = "resolve"
@@ -27,7 +32,8 @@ API_SCOPES = (SCOPE_RESOLVE, SCOPE_REVERSE, SCOPE_EVENTS)
 
 
 def new_webhook_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    """Standard Webhooks' format: whsec_ and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class ServiceClient(models.Model):
@@ -54,6 +60,12 @@ class ServiceClient(models.Model):
     webhook_secret = models.CharField(
         _("webhook signing secret"), max_length=100, default=new_webhook_secret, editable=False
     )
+    # After a rotation the old secret signs too (a second signature) until it is
+    # retired, so a receiver can switch to the new one without missing an event.
+    webhook_previous_secret = models.CharField(max_length=100, blank=True, editable=False)
+    webhook_previous_secret_until = models.DateTimeField(
+        _("previous webhook secret signs until"), null=True, blank=True, editable=False
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -63,10 +75,40 @@ class ServiceClient(models.Model):
     def __str__(self) -> str:
         return self.client.name
 
+    def clean_fields(self, exclude=None) -> None:
+        super().clean_fields(exclude)
+        if self.webhook_url and "webhook_url" not in (exclude or ()):
+            try:
+                outbound.check_url(self.webhook_url)
+            except ValidationError as error:
+                raise ValidationError({"webhook_url": error.messages}) from None
+
     def rotate_webhook_secret(self) -> str:
+        """A new secret; the current one keeps signing alongside it for
+        WEBHOOK_SECRET_OVERLAP_HOURS, or until retired."""
+        overlap = timedelta(hours=settings.WEBHOOK_SECRET_OVERLAP_HOURS)
+        self.webhook_previous_secret = self.webhook_secret
+        self.webhook_previous_secret_until = timezone.now() + overlap
         self.webhook_secret = new_webhook_secret()
-        self.save(update_fields=["webhook_secret"])
+        self.save(
+            update_fields=[
+                "webhook_secret",
+                "webhook_previous_secret",
+                "webhook_previous_secret_until",
+            ]
+        )
         return self.webhook_secret
+
+    def retire_previous_webhook_secret(self) -> None:
+        self.webhook_previous_secret, self.webhook_previous_secret_until = "", None
+        self.save(update_fields=["webhook_previous_secret", "webhook_previous_secret_until"])
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """Every secret that signs a request sent at `now`, the current one first."""
+        until = self.webhook_previous_secret_until
+        if self.webhook_previous_secret and until is not None and until > now:
+            return [self.webhook_secret, self.webhook_previous_secret]
+        return [self.webhook_secret]
 
 
 class ApiCall(AppendOnlyModel):
@@ -107,13 +149,15 @@ class WebhookDelivery(models.Model):
         LINKED = "account.linked", _("account linked")
         UNLINKED = "account.unlinked", _("account unlinked")
         CUSTOMER_DELETED = "customer.deleted", _("unified ID deleted")
+        PING = "ping", _("test ping")
 
     event_id = models.UUIDField(_("event ID"), default=uuid.uuid4, editable=False)
     event_type = models.CharField(_("event"), max_length=32, choices=EventType.choices)
     client = models.ForeignKey(
         ServiceClient, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("client")
     )
-    url = models.URLField(_("URL"))
+    # Where the last attempt went: each attempt reads the client's current URL.
+    url = models.URLField(_("URL"), blank=True)
     body = models.TextField(_("body"))
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
@@ -170,3 +214,17 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.number} {self.status_code or self.error}"
+
+
+class AccountSequence(models.Model):
+    """The last event sequence number of one legacy account. Events about an
+    account carry the next number, taken in the transaction that writes them, so
+    a receiver can drop an event older than one it has already applied."""
+
+    account = models.OneToOneField(
+        LegacyAccount, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    last = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.last}"

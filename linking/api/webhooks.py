@@ -6,78 +6,54 @@ delivery, and a committed one always has its rows. After commit the deliveries
 are queued for Celery (linking.api.tasks); the beat sweep re-queues any whose
 message was lost.
 
-A delivery is an HTTP POST of a JSON body with these headers:
+A delivery is an HTTP POST of a JSON body, signed per the Standard Webhooks
+specification (https://www.standardwebhooks.com), so any of its libraries verifies it:
 
-    Unified-ID-Event: account.linked | account.unlinked | customer.deleted
-    Unified-ID-Event-Id: the event's UUID (the same in every retry: deduplicate on it)
-    Unified-ID-Timestamp: Unix time of this attempt, in seconds
-    Unified-ID-Signature: v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>
+    webhook-id: the event's UUID (the same in every retry: deduplicate on it)
+    webhook-timestamp: Unix time of this attempt, in seconds
+    webhook-signature: v1,<base64 HMAC-SHA256(key, id + "." + timestamp + "." + body)>
 
-A receiver recomputes the HMAC over the raw body bytes with the client's webhook
-secret, compares in constant time, and rejects timestamps more than five minutes
-from its clock (see verify()); so a captured request cannot be replayed later.
+The key is the client's secret (whsec_<base64>) decoded. After a rotation the header
+carries two signatures, space-separated, one per secret, until the old one is
+retired. Every event about a legacy account carries that account's sequence
+number, which grows by one per event in commit order: a receiver applies an event
+only if its sequence is above the last one applied for that account.
+Each attempt goes to the client's webhook URL as it is at that moment, through
+linking.api.outbound (public addresses only).
 Any 2xx answer counts as delivered; anything else is retried with exponential
 backoff (WEBHOOK_RETRY_BASE_SECONDS, doubling, at most WEBHOOK_RETRY_MAX_SECONDS)
 until WEBHOOK_MAX_ATTEMPTS, then the delivery is dead-lettered for staff to
-redeliver from the admin. Delivery is at least once.
+redeliver from the admin. Delivery is at least once, and not in order.
 """
 
-import hashlib
-import hmac
 import json
 import logging
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.utils import timezone
+from standardwebhooks import Webhook
 
+from linking.api import outbound
 from linking.api.models import ServiceClient, WebhookAttempt, WebhookDelivery
 from linking.models import LinkEvent
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_VERSION = "v1"
-REPLAY_TOLERANCE_SECONDS = 300
 EventType = WebhookDelivery.EventType
 _LINK_EVENT_TYPES = {
     LinkEvent.Action.LINK: EventType.LINKED,
     LinkEvent.Action.UNLINK: EventType.UNLINKED,
 }
-
-
-# Signing ---------------------------------------------------------------------------
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return f"{SIGNATURE_VERSION}={digest.hexdigest()}"
-
-
-def verify(
-    secret: str,
-    *,
-    timestamp: str,
-    body: bytes,
-    signature: str,
-    tolerance: int = REPLAY_TOLERANCE_SECONDS,
-    now: float | None = None,
-) -> bool:
-    """What a receiver does: a fresh timestamp and a matching signature."""
-    if not timestamp.isascii() or not timestamp.isdigit():
-        return False
-    current = time.time() if now is None else now
-    if abs(current - int(timestamp)) > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
 # Emitting (inside the transaction of the change) -------------------------------------
@@ -95,9 +71,12 @@ def link_changed(event: LinkEvent) -> list[WebhookDelivery]:
     """The deliveries of one link or unlink, one per subscribed client."""
     account = event.account
     subscribers = ServiceClient.objects.filter(services=account.service_id).exclude(webhook_url="")
+    if not subscribers:
+        return []
     data = {
         "service": account.service.code,
         "external_id": account.external_id,
+        "sequence": next_sequences([account.pk])[account.pk],
         "unified_id": event.customer_unified_id,
         "proof": event.proof or None,
         "link_event_id": str(event.pk),
@@ -110,17 +89,24 @@ def emit_account_deleted(customer) -> list[WebhookDelivery]:
     unified ID is gone. Call it in the deletion's transaction, before the accounts
     are unlinked; each client hears only about the accounts it may see."""
     accounts = list(customer.legacy_accounts.select_related("service"))
-    by_service: dict[int, list[dict]] = {}
-    for account in accounts:
-        by_service.setdefault(account.service_id, []).append(
-            {"service": account.service.code, "external_id": account.external_id}
-        )
-    subscribers = (
-        ServiceClient.objects.filter(services__in=list(by_service))
+    subscribers = list(
+        ServiceClient.objects.filter(services__in={account.service_id for account in accounts})
         .exclude(webhook_url="")
         .distinct()
         .prefetch_related("services")
     )
+    if not subscribers:
+        return []
+    sequences = next_sequences([account.pk for account in accounts])
+    by_service: dict[int, list[dict]] = {}
+    for account in accounts:
+        by_service.setdefault(account.service_id, []).append(
+            {
+                "service": account.service.code,
+                "external_id": account.external_id,
+                "sequence": sequences[account.pk],
+            }
+        )
     payloads = {}
     for client in subscribers:
         visible = [
@@ -128,6 +114,33 @@ def emit_account_deleted(customer) -> list[WebhookDelivery]:
         ]
         payloads[client] = {"unified_id": customer.unified_id, "accounts": visible}
     return _emit(EventType.CUSTOMER_DELETED, payloads)
+
+
+def ping(client: ServiceClient) -> WebhookDelivery | None:
+    """A signed test event for one client, delivered like any other; None if the
+    client has no webhook URL."""
+    if not client.webhook_url:
+        return None
+    with transaction.atomic():
+        return _emit(EventType.PING, {client: {"client": client.client.name}})[0]
+
+
+def next_sequences(account_ids: Iterable[int]) -> dict[int, int]:
+    """Each account's next event number, in the caller's transaction. The upsert
+    locks the account's counter row until commit, so events about one account are
+    numbered in the order their transactions commit, by any number of processes."""
+    sql = (
+        'INSERT INTO api_accountsequence (account_id, "last") VALUES (%s, 1) '
+        'ON CONFLICT (account_id) DO UPDATE SET "last" = api_accountsequence."last" + 1 '
+        'RETURNING "last"'
+    )
+    numbers = {}
+    with connection.cursor() as cursor:
+        # One order for every caller, so two multi-account events cannot deadlock.
+        for account_id in sorted(set(account_ids)):
+            cursor.execute(sql, [account_id])
+            numbers[account_id] = cursor.fetchone()[0]
+    return numbers
 
 
 def _emit(event_type: str, payloads: dict[ServiceClient, dict]) -> list[WebhookDelivery]:
@@ -140,7 +153,6 @@ def _emit(event_type: str, payloads: dict[ServiceClient, dict]) -> list[WebhookD
             event_id=event_id,
             event_type=event_type,
             client=client,
-            url=client.webhook_url,
             created_at=now,
             body=json.dumps(
                 {
@@ -196,9 +208,11 @@ def deliver(delivery_id: int) -> Outcome:
     ).update(status=WebhookDelivery.Status.SENDING, lease_until=now + lease)
     if not claimed:
         return Outcome(status=None)
+    # The client's URL and secrets as they are now, not as they were at the event.
     delivery = WebhookDelivery.objects.select_related("client").get(pk=delivery_id)
     number = delivery.attempts + 1
-    status_code, error, duration_ms = _post(delivery)
+    url = delivery.client.webhook_url
+    status_code, error, duration_ms = _post(delivery, url)
     WebhookAttempt.objects.create(
         delivery=delivery,
         number=number,
@@ -207,6 +221,7 @@ def deliver(delivery_id: int) -> Outcome:
         duration_ms=duration_ms,
     )
     fields = {
+        "url": url,
         "attempts": number,
         "last_status_code": status_code,
         "last_error": error,
@@ -228,30 +243,41 @@ def deliver(delivery_id: int) -> Outcome:
     return Outcome(status=fields["status"], retry_in=retry_in)
 
 
-def _post(delivery: WebhookDelivery) -> tuple[int | None, str, int]:
+def _post(delivery: WebhookDelivery, url: str) -> tuple[int | None, str, int]:
+    if not url:
+        return None, "no webhook URL", 0
     body = delivery.body.encode()
-    timestamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "unified-id-webhooks/1",
-        "Unified-ID-Event": delivery.event_type,
-        "Unified-ID-Event-Id": str(delivery.event_id),
-        "Unified-ID-Timestamp": timestamp,
-        "Unified-ID-Signature": sign(delivery.client.webhook_secret, timestamp, body),
-    }
     started = time.monotonic()
     try:
-        response = requests.post(
-            delivery.url,
-            data=body,
-            headers=headers,
+        response = outbound.post(
+            url,
+            body=body,
+            headers=signed_headers(delivery, body),
             timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-            allow_redirects=False,
         )
+    except outbound.Refused as exc:
+        return None, str(exc), _ms_since(started)
     except requests.RequestException as exc:
         return None, f"{type(exc).__name__}: {exc}"[:300], _ms_since(started)
     error = "" if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
     return response.status_code, error, _ms_since(started)
+
+
+def signed_headers(delivery: WebhookDelivery, body: bytes) -> dict[str, str]:
+    """Standard Webhooks headers, one signature per secret that signs now."""
+    message_id = str(delivery.event_id)
+    sent_at = datetime.fromtimestamp(int(time.time()), UTC)
+    signatures = [
+        Webhook(secret).sign(message_id, sent_at, body)
+        for secret in delivery.client.signing_secrets(timezone.now())
+    ]
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "unified-id-webhooks/2",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": " ".join(signatures),
+    }
 
 
 def _ms_since(started: float) -> int:
