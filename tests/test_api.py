@@ -268,7 +268,7 @@ def test_every_authenticated_call_is_audited(store_client, store, make_account, 
     assert calls == [
         (store_client.client_id, "resolve", 200, "store:S1"),
         (store_client.client_id, "resolve", 404, "store:S9"),
-        (store_client.client_id, "batch", 200, ""),
+        (store_client.client_id, "batch", 200, "store:S1"),  # asked three times, one row
         (store_client.client_id, "reverse", 200, customer.unified_id),
     ]
     assert ApiCall.objects.get(endpoint="batch").items == 3
@@ -276,6 +276,38 @@ def test_every_authenticated_call_is_audited(store_client, store, make_account, 
     stamps = ApiCall.objects.values_list("ip", "created_at")
     assert {ip for ip, _at in stamps} == {"127.0.0.1"}
     assert all(before <= at <= timezone.now() for _ip, at in stamps)
+
+
+def test_a_batch_records_every_account_it_asked_about(
+    store_client, store, pos, make_account, customer
+):
+    """Who looked up whose IDs, for a batch too: one audit row per account asked
+    about (once, however often the batch named it; visible to the client or not),
+    each with the batch's size, all at the call's moment."""
+    _link(make_account("S1", service=store), customer)
+    token = fetch_token(store_client)
+    items = [
+        {"service": "store", "external_id": "S1"},
+        {"service": "pos", "external_id": "P1"},  # not the client's to see
+        {"service": "store", "external_id": "S2"},
+        {"service": "store", "external_id": "S1"},
+    ]
+
+    assert _batch(token, items).status_code == 200
+    assert _batch(token, [*items, {"service": "store"}]).status_code == 400
+
+    rows = list(
+        ApiCall.objects.order_by("id").values_list("status", "subject", "items", "created_at")
+    )
+    assert [row[:3] for row in rows] == [
+        (200, "store:S1", 4),
+        (200, "pos:P1", 4),
+        (200, "store:S2", 4),
+        (400, "", 5),  # refused before anything was looked up
+    ]
+    assert len({at for _s, _subject, _items, at in rows[:3]}) == 1
+    # Staff find the batch lookups of an account the way they find single ones.
+    assert ApiCall.objects.filter(subject="store:S2").count() == 1
 
 
 @pytest.mark.parametrize(
@@ -293,11 +325,30 @@ def test_resolve_answers_bad_input_with_400(store_client, params):
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize("value", ["123", "123456789012", "abc\x00", "１２３４５６７８９０１２"])
+@pytest.mark.parametrize(
+    "value", ["123", "abc\x00", "１２３４５６７８９０１２", "12 34 56 78 90 12", "\t123456789012"]
+)
 def test_reverse_answers_a_malformed_unified_id_with_400(store_client, value):
     token = fetch_token(store_client)
     response = _get(token, reverse("api:reverse", args=[value]))
     assert response.status_code == 400
+
+
+def test_reverse_takes_an_id_as_printed_and_a_mistyped_one_is_nobodys(
+    store_client, store, make_account, customer
+):
+    # Twelve digits are well formed whatever their check digit (the document cannot
+    # state a check digit): one that does not match is an ID nobody has, so 404.
+    _link(make_account("S1", service=store), customer)
+    token = fetch_token(store_client)
+    digits = customer.unified_id
+    mistyped = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+
+    printed = f"{digits[:4]}-{digits[4:8]} {digits[8:]}"
+    assert _get(token, reverse("api:reverse", args=[printed])).json()["unified_id"] == digits
+    response = _get(token, reverse("api:reverse", args=[mistyped]))
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
 
 
 @pytest.mark.parametrize("params", [{"cursor": "x"}, {"limit": "0"}, {"limit": "1001"}])

@@ -7,7 +7,7 @@ import sys
 
 from django.test import Client
 
-from linking.api.call_log import call_row, calls
+from linking.api.call_log import call_rows, calls
 from linking.api.models import ApiCall
 from tests.api_support import bearer, fetch_token
 from tests.campaign_support import BASE_DIR, database_url_for_worker, wait_until
@@ -51,9 +51,9 @@ def test_a_process_exiting_normally_writes_what_it_buffered(transactional_db, tm
     script = """
 import django
 django.setup()
-from linking.api.call_log import call_row, calls
+from linking.api.call_log import call_rows, calls
 for n in range(5):
-    calls.record(call_row("c", "resolve", 200, f"s:{n}", 1, None))
+    calls.record(call_rows("c", "resolve", 200, [f"s:{n}"], 1, None))
 assert calls.pending() == 5
 """
     env = {
@@ -84,8 +84,8 @@ def test_rows_the_database_refuses_wait_and_are_written_once_it_takes_them(
     with connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
     try:
-        for n in range(3):
-            calls.record(call_row("c", "resolve", 200, f"s:{n}", 1, None))
+        calls.record(call_rows("c", "batch", 200, ["s:0", "s:1"], 2, None))
+        calls.record(call_rows("c", "resolve", 200, ["s:2"], 1, None))
         wait_until(lambda: "write failed, will retry" in caplog.text, what="a refused write")
     finally:
         with connection.cursor() as cursor:

@@ -39,6 +39,15 @@ class ApiClient:
         return list(self.services.values())
 
 
+REALM = "unified-id"
+
+
+def bearer_sent(request: HttpRequest) -> bool:
+    """Whether the call came with bearer credentials at all, good or not: one without
+    is challenged without an error code (RFC 6750 section 3.1)."""
+    return request.META.get("HTTP_AUTHORIZATION", "").partition(" ")[0].lower() == "bearer"
+
+
 def bearer_token(request: HttpRequest) -> str | None:
     # From META: request.headers builds a dict of every header first.
     scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")

@@ -1,9 +1,10 @@
 """The ApiCall audit rows, written in batches off the request path.
 
-A call appends its row (a plain tuple) to this process's buffer and returns; a
-background thread writes the buffer every API_AUDIT_FLUSH_SECONDS, by COPY on
-PostgreSQL (bulk_create elsewhere), and the buffer is written once more when the
-process exits normally (gunicorn's graceful stop included). One INSERT per call cost
+A call appends its rows (plain tuples: one, or one per account a batch asked about)
+to this process's buffer and returns; a background thread writes the buffer every
+API_AUDIT_FLUSH_SECONDS, by COPY on PostgreSQL (bulk_create elsewhere), and the
+buffer is written once more when the process exits normally (gunicorn's graceful
+stop included). One INSERT per call cost
 more CPU than the resolve query itself; building an ApiCall and bulk_create-ing it
 cost 43 µs of the web process's CPU a call, the tuple and COPY 4 µs.
 
@@ -19,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -45,10 +47,20 @@ class CallRow(NamedTuple):
     created_at: datetime
 
 
-def call_row(
-    client_id: str, endpoint: str, status: int, subject: str, items: int, ip: str | None
-) -> CallRow:
-    return CallRow(client_id, endpoint, status, subject[:100], items, ip, timezone.now())
+def call_rows(
+    client_id: str,
+    endpoint: str,
+    status: int,
+    subjects: Sequence[str],
+    items: int,
+    ip: str | None,
+) -> list[CallRow]:
+    """A call's rows: one per subject it asked about (a batch's every account), at
+    one moment."""
+    now = timezone.now()
+    return [
+        CallRow(client_id, endpoint, status, subject[:100], items, ip, now) for subject in subjects
+    ]
 
 
 _COPY_SQL = f"COPY {ApiCall._meta.db_table} ({', '.join(CallRow._fields)}) FROM STDIN"
@@ -61,12 +73,12 @@ class CallLog:
         self._writing = threading.Lock()  # one flush at a time; exit waits for it
         self._writer_pid: int | None = None  # the process whose thread is running
 
-    def record(self, row: CallRow) -> None:
+    def record(self, rows: list[CallRow]) -> None:
         if settings.API_AUDIT_FLUSH_SECONDS <= 0:
-            _write([row])
+            _write(rows)
             return
         with self._lock:
-            self._rows.append(row)
+            self._rows += rows
             if self._writer_pid != os.getpid():  # first call, or a forked child
                 self._writer_pid = os.getpid()
                 threading.Thread(

@@ -1,12 +1,35 @@
-"""The OpenAPI 3.1 document of /api/v1, written by hand next to the views it
-describes; tests/test_api_schema.py runs schemathesis against it, which fails on
-any response that does not match it."""
+"""The OpenAPI 3.1 document of /api/v1, built from what the views use: the input
+rules (rules.py), the problem kinds (problems.py), the rate-limit fields
+(ratelimit.py). tests/test_api_schema.py runs schemathesis with every check against
+a live server, which fails on any request the document allows and the API refuses,
+and on any answer the document does not describe."""
 
+from django.conf import settings
 from django.urls import reverse
 
+from accounts import unified_id
+from linking.api import problems, ratelimit, rules
 from linking.api.models import SCOPE_EVENTS, SCOPE_RESOLVE, SCOPE_REVERSE
 
-_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+# The examples the document shows (schemathesis's first requests, too).
+EXAMPLE_SERVICE = "store"
+EXAMPLE_EXTERNAL_ID = "S0001"
+EXAMPLE_UNIFIED_ID = unified_id.display("12345678901" + unified_id.check_digit("12345678901"))
+
+_SERVICE = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": rules.SERVICE_MAX,
+    "pattern": rules.SERVICE,
+    "description": "A legacy service's code (a slug).",
+}
+_EXTERNAL_ID = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": rules.EXTERNAL_ID_MAX,
+    "pattern": rules.EXTERNAL_ID,
+    "description": "The account's ID at that service; no control characters.",
+}
 _UNIFIED_ID = {
     "type": "string",
     "pattern": "^[0-9]{12}$",
@@ -15,16 +38,40 @@ _UNIFIED_ID = {
 _TIME = {"type": "string", "format": "date-time"}
 
 
-def _error_response(description: str) -> dict:
+def _headers(*names: str) -> dict:
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
+
+
+def _problem(status: int, description: str, kinds: list[problems.Kind]) -> dict:
+    headers = [] if status == 401 else ["RateLimit-Policy", "RateLimit"]
+    headers += {401: ["WWW-Authenticate"], 403: ["WWW-Authenticate"]}.get(status, [])
+    headers += {405: ["Allow"], 429: ["Retry-After"]}.get(status, [])
     return {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "headers": _headers(*headers),
+        "content": {
+            problems.CONTENT_TYPE: {
+                "schema": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Problem"},
+                        {
+                            "properties": {
+                                "status": {"const": status},
+                                "type": {"enum": [kind.type for kind in kinds]},
+                                "error": {"enum": [kind.code for kind in kinds]},
+                            }
+                        },
+                    ]
+                }
+            }
+        },
     }
 
 
 def _json(description: str, schema_name: str) -> dict:
     return {
         "description": description,
+        "headers": _headers("RateLimit-Policy", "RateLimit"),
         "content": {
             "application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}
         },
@@ -32,9 +79,18 @@ def _json(description: str, schema_name: str) -> dict:
 
 
 _COMMON_ERRORS = {
-    "401": _error_response("No valid bearer access token."),
-    "403": _error_response("The token lacks the scope this call needs."),
-    "429": _error_response("Rate limit reached; see Retry-After."),
+    "401": _problem(
+        401,
+        "No bearer token (challenge without an error code), or one that is unknown, "
+        'expired or revoked (error="invalid_token").',
+        [problems.MISSING_TOKEN, problems.INVALID_TOKEN],
+    ),
+    "403": _problem(
+        403, "The token lacks the scope this call needs.", [problems.INSUFFICIENT_SCOPE]
+    ),
+    "405": _problem(405, "Another method than this path answers.", [problems.METHOD_NOT_ALLOWED]),
+    "429": _problem(429, "Rate limit reached; see Retry-After.", [problems.RATE_LIMITED]),
+    "500": _problem(500, "The server failed; the failure is logged.", [problems.SERVER_ERROR]),
 }
 
 
@@ -48,18 +104,30 @@ def _operation(operation_id: str, summary: str, scope: str, responses: dict, **e
     }
 
 
+def _malformed(description: str, *more: problems.Kind) -> dict:
+    return _problem(400, description, [problems.INVALID_REQUEST, *more])
+
+
+def _not_found() -> dict:
+    return _problem(404, "No linked account this client may see.", [problems.NOT_FOUND])
+
+
 def document(*, server_url: str) -> dict:
     site = server_url.removesuffix("/api/v1")
+    max_body = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Unified ID API for group services",
-            "version": "1.0.0",
+            "version": "1.1.0",
             "description": (
                 "Which unified ID owns a legacy account, which accounts a unified ID "
                 "has linked, and the history of links. A client sees only the legacy "
                 "services it is registered for; anything else answers as if it did "
-                "not exist."
+                "not exist. Every failure is an RFC 9457 problem "
+                f"({problems.CONTENT_TYPE}); every answer to a call with a valid token "
+                "carries the RateLimit-Policy and RateLimit fields "
+                "(draft-ietf-httpapi-ratelimit-headers)."
             ),
         },
         "servers": [{"url": server_url}],
@@ -71,29 +139,65 @@ def document(*, server_url: str) -> dict:
                     SCOPE_RESOLVE,
                     {
                         "200": _json("The account is linked.", "Resolved"),
-                        "400": _error_response("service or external_id missing or malformed."),
-                        "404": _error_response("No linked account this client may see."),
+                        "400": _malformed("service or external_id missing or malformed."),
+                        "404": _not_found(),
                     },
                     parameters=[
-                        {"name": "service", "in": "query", "required": True, "schema": _ID},
-                        {"name": "external_id", "in": "query", "required": True, "schema": _ID},
+                        {
+                            "name": "service",
+                            "in": "query",
+                            "required": True,
+                            "schema": _SERVICE,
+                            "example": EXAMPLE_SERVICE,
+                        },
+                        {
+                            "name": "external_id",
+                            "in": "query",
+                            "required": True,
+                            "schema": _EXTERNAL_ID,
+                            "example": EXAMPLE_EXTERNAL_ID,
+                        },
                     ],
                 )
             },
             "/resolve/batch": {
                 "post": _operation(
                     "resolveBatch",
-                    "Resolve up to 1,000 legacy accounts at once",
+                    f"Resolve up to {rules.BATCH_LIMIT:,} legacy accounts at once",
                     SCOPE_RESOLVE,
                     {
                         "200": _json("One result per item, in order.", "BatchResult"),
-                        "400": _error_response("Malformed body or more than 1,000 items."),
+                        "400": _malformed(
+                            "The body is not JSON or not a BatchRequest, or has more than "
+                            f"{rules.BATCH_LIMIT:,} items.",
+                            problems.TOO_MANY_ITEMS,
+                        ),
+                        "413": _problem(
+                            413,
+                            f"The body is over {max_body:,} bytes.",
+                            [problems.BODY_TOO_LARGE],
+                        ),
+                        "415": _problem(
+                            415,
+                            f"The body is not {rules.JSON}.",
+                            [problems.UNSUPPORTED_MEDIA_TYPE],
+                        ),
                     },
                     requestBody={
                         "required": True,
+                        "description": f"At most {max_body:,} bytes.",
                         "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/BatchRequest"}
+                            rules.JSON: {
+                                "schema": {"$ref": "#/components/schemas/BatchRequest"},
+                                "example": {
+                                    "items": [
+                                        {
+                                            "service": EXAMPLE_SERVICE,
+                                            "external_id": EXAMPLE_EXTERNAL_ID,
+                                        },
+                                        {"service": EXAMPLE_SERVICE, "external_id": "S0002"},
+                                    ]
+                                },
                             }
                         },
                     },
@@ -106,8 +210,13 @@ def document(*, server_url: str) -> dict:
                     SCOPE_REVERSE,
                     {
                         "200": _json("The visible linked accounts.", "LinkedAccounts"),
-                        "400": _error_response("Not a well-formed unified ID."),
-                        "404": _error_response("No linked account this client may see."),
+                        "400": _malformed("Not twelve digits."),
+                        "404": _problem(
+                            404,
+                            "No linked account this client may see, or a check digit "
+                            "that does not match (an ID nobody has).",
+                            [problems.NOT_FOUND],
+                        ),
                     },
                     parameters=[
                         {
@@ -115,9 +224,16 @@ def document(*, server_url: str) -> dict:
                             "in": "path",
                             "required": True,
                             "description": (
-                                "Spaces and hyphens, as printed on the card, are ignored."
+                                "Twelve digits, as printed on the card or not: "
+                                "123456789012, 1234 5678 9012, 1234-5678-9012."
                             ),
-                            "schema": {"type": "string", "minLength": 12, "maxLength": 20},
+                            "schema": {
+                                "type": "string",
+                                "minLength": 12,
+                                "maxLength": 14,
+                                "pattern": rules.UNIFIED_ID,
+                            },
+                            "example": EXAMPLE_UNIFIED_ID,
                         }
                     ],
                 )
@@ -129,7 +245,7 @@ def document(*, server_url: str) -> dict:
                     SCOPE_EVENTS,
                     {
                         "200": _json("A page of events.", "LinkEventPage"),
-                        "400": _error_response("Malformed cursor or limit."),
+                        "400": _malformed("Malformed cursor or limit."),
                     },
                     parameters=[
                         {
@@ -137,13 +253,18 @@ def document(*, server_url: str) -> dict:
                             "in": "query",
                             "required": False,
                             "description": "next_cursor of the previous page; omit to start.",
-                            "schema": {"type": "string"},
+                            "schema": {"type": "string", "maxLength": 18, "pattern": rules.CURSOR},
                         },
                         {
                             "name": "limit",
                             "in": "query",
                             "required": False,
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": rules.EVENTS_PAGE_MAX,
+                                "default": rules.EVENTS_PAGE_DEFAULT,
+                            },
                         },
                     ],
                 )
@@ -166,11 +287,65 @@ def document(*, server_url: str) -> dict:
                     },
                 }
             },
+            "headers": {
+                "RateLimit-Policy": {
+                    "description": (
+                        "The client's quota: q calls per w seconds, in fixed windows "
+                        "(draft-ietf-httpapi-ratelimit-headers)."
+                    ),
+                    "required": True,
+                    "schema": {
+                        "type": "string",
+                        "pattern": (
+                            f'^"{ratelimit.POLICY}";q=[0-9]+;w={ratelimit.WINDOW_SECONDS}$'
+                        ),
+                    },
+                },
+                "RateLimit": {
+                    "description": (
+                        "r: calls left in this window (exact below 200 a minute; "
+                        "above, an estimate off by about 1% of the limit per web "
+                        "process); t: seconds until it ends."
+                    ),
+                    "required": True,
+                    "schema": {
+                        "type": "string",
+                        "pattern": f'^"{ratelimit.POLICY}";r=[0-9]+;t=[0-9]+$',
+                    },
+                },
+                "Retry-After": {
+                    "description": "Seconds until the next window.",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                },
+                "WWW-Authenticate": {
+                    "description": "The Bearer challenge (RFC 6750).",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^Bearer realm="},
+                },
+                "Allow": {
+                    "description": "The one method this path answers.",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            },
             "schemas": {
-                "Error": {
+                "Problem": {
+                    "description": "RFC 9457 problem details.",
                     "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+                    "required": ["type", "title", "status", "detail", "error"],
+                    "properties": {
+                        "type": {"type": "string", "format": "uri"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                        "detail": {"type": "string"},
+                        "instance": {"type": "string", "format": "uri-reference"},
+                        "error": {
+                            "type": "string",
+                            "description": "The problem type's short code.",
+                            "enum": [kind.code for kind in problems.KINDS],
+                        },
+                    },
                 },
                 "Resolved": {
                     "type": "object",
@@ -185,15 +360,17 @@ def document(*, server_url: str) -> dict:
                 "BatchRequest": {
                     "type": "object",
                     "required": ["items"],
+                    "additionalProperties": False,
                     "properties": {
                         "items": {
                             "type": "array",
                             "minItems": 1,
-                            "maxItems": 1000,
+                            "maxItems": rules.BATCH_LIMIT,
                             "items": {
                                 "type": "object",
                                 "required": ["service", "external_id"],
-                                "properties": {"service": _ID, "external_id": _ID},
+                                "additionalProperties": False,
+                                "properties": {"service": _SERVICE, "external_id": _EXTERNAL_ID},
                             },
                         }
                     },

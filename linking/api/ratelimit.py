@@ -9,10 +9,17 @@ as it comes. Above that, a block a process reserved and did not spend before the
 window ends still counts, so a client may be refused at most one block per web
 process (1% of its limit each) early, and never let through late: the shared
 counter is never below the calls let through.
+
+Each answer tells the client where it stands (IETF draft-ietf-httpapi-ratelimit-headers:
+RateLimit-Policy and RateLimit), from what this process knows without asking the
+cache again: what the shared count left when it last reserved, less its own calls
+since. Exact with blocks of one; otherwise off by what other processes reserved
+meanwhile, or hold unspent.
 """
 
 import threading
 import time
+from typing import NamedTuple
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
@@ -21,8 +28,28 @@ WINDOW_SECONDS = 60
 MAX_BLOCK = 100
 
 
+POLICY = "per-client"
+
+
 def block_size(limit: int) -> int:
     return max(1, min(MAX_BLOCK, limit // 100))
+
+
+class Quota(NamedTuple):
+    """A call's verdict: allowed or not, calls left in the window as this process
+    sees them, and whole seconds until the window ends (rounded up)."""
+
+    allowed: bool
+    remaining: int
+    reset: int
+
+
+def fields(limit: int, quota: Quota) -> tuple[str, str]:
+    """The RateLimit-Policy and RateLimit header fields (structured field lists)."""
+    return (
+        f'"{POLICY}";q={limit};w={WINDOW_SECONDS}',
+        f'"{POLICY}";r={quota.remaining};t={quota.reset}',
+    )
 
 
 class Limiter:
@@ -31,31 +58,40 @@ class Limiter:
 
     def __init__(self, clock=time.time) -> None:
         self._clock = clock
-        self._held: dict[str, tuple[int, int]] = {}  # client -> (window, calls left)
+        # client -> (window, calls left in the block, the shared count when reserved)
+        self._held: dict[str, tuple[int, int, int]] = {}
         self._lock = threading.Lock()
 
-    def hit(self, client_id: str, limit: int) -> int | None:
-        """Count a call. None if it is allowed, else the seconds until the next window."""
+    def hit(self, client_id: str, limit: int) -> Quota:
+        """Count a call against the client's limit for this window."""
         now = self._clock()
         window = int(now // WINDOW_SECONDS)
+        reset = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
         with self._lock:
-            held_window, left = self._held.get(client_id, (window, 0))
+            held_window, left, total = self._held.get(client_id, (window, 0, 0))
             if held_window == window and left > 0:
-                self._held[client_id] = (window, left - 1)
-                return None
+                self._held[client_id] = (window, left - 1, total)
+                return Quota(True, _remaining(limit, total, left - 1), reset)
         size = block_size(limit)
         total = _count(f"api:rate:{client_id}:{window}", size)
         granted = max(0, min(total, limit) - (total - size))
         if not granted:
-            return max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
+            return Quota(False, 0, reset)
         with self._lock:
-            held_window, left = self._held.get(client_id, (window, 0))
-            self._held[client_id] = (window, (left if held_window == window else 0) + granted - 1)
-        return None
+            held_window, left, _ = self._held.get(client_id, (window, 0, 0))
+            left = (left if held_window == window else 0) + granted - 1
+            self._held[client_id] = (window, left, total)
+        return Quota(True, _remaining(limit, total, left), reset)
 
     def reset(self) -> None:
         with self._lock:
             self._held.clear()
+
+
+def _remaining(limit: int, total: int, left: int) -> int:
+    """Calls left as of this process's last reservation (total): what no process had
+    reserved then, plus this one's unspent block."""
+    return limit - min(total, limit) + left
 
 
 limiter = Limiter()

@@ -1,48 +1,42 @@
 """The JSON API for group services (/api/v1/, described by openapi.json).
 
 Plain function views: every call goes through api_endpoint, which authenticates
-the bearer token, applies the client's rate limit and scope and writes the
-ApiCall audit row; the views validate input and call one selector each.
+the bearer token, applies the client's rate limit, method and scope, answers any
+failure as problem details (problems.py) and writes the ApiCall audit rows; the
+views validate input (rules.py) and call one selector each.
 """
 
 import functools
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.log import log_response
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
 
 from accounts import unified_id as unified_ids
 from linking import audit
-from linking.api import auth, call_log, ratelimit, selectors
+from linking.api import auth, call_log, ratelimit, rules, selectors
+from linking.api import problems as p
 from linking.api.models import SCOPE_EVENTS, SCOPE_RESOLVE, SCOPE_REVERSE
 from linking.api.openapi import document
-
-BATCH_LIMIT = 1000
-EVENTS_PAGE_DEFAULT = 100
-EVENTS_PAGE_MAX = 1000
-_MAX_ID_LENGTH = 64
 
 
 @dataclass
 class Call:
-    """What the audit row records about a call, filled in by the view."""
+    """What the audit rows record about a call, filled in by the view: one row per
+    subject (an account as "service:external_id", a unified ID)."""
 
-    subject: str = ""
+    subjects: Sequence[str] = ("",)
     items: int = 1
 
 
 View = Callable[..., HttpResponse]
-
-
-def _error(status: int, error: str, detail: str = "") -> JsonResponse:
-    body = {"error": error}
-    if detail:
-        body["detail"] = detail
-    return JsonResponse(body, status=status)
 
 
 def api_endpoint(*, name: str, scope: str, method: str) -> Callable[[View], View]:
@@ -50,58 +44,111 @@ def api_endpoint(*, name: str, scope: str, method: str) -> Callable[[View], View
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if request.method != method:
-                response = _error(405, "method_not_allowed")
-                response["Allow"] = method
-                return response
             client = auth.authenticate(request)
             if client is None:
-                response = _error(401, "invalid_token", "a valid bearer access token is required")
-                response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-                return response
+                return _unauthorized(request)
             call = Call()
-            retry_after = ratelimit.hit(client.client_id, client.rate_limit_per_minute)
-            if retry_after is not None:
-                response = _error(429, "rate_limited")
-                response["Retry-After"] = str(retry_after)
+            quota = ratelimit.hit(client.client_id, client.rate_limit_per_minute)
+            if not quota.allowed:
+                response = p.problem(p.RATE_LIMITED, request, f"come back in {quota.reset} seconds")
+                response["Retry-After"] = str(quota.reset)
+            elif request.method != method:
+                response = p.problem(
+                    p.METHOD_NOT_ALLOWED, request, f"this path answers {method} only"
+                )
+                response["Allow"] = method
             elif scope not in client.scopes:
-                response = _error(403, "insufficient_scope", f"this call needs scope {scope}")
-                response["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{scope}"'
+                response = p.problem(
+                    p.INSUFFICIENT_SCOPE, request, f"this call needs scope {scope}"
+                )
+                response["WWW-Authenticate"] = (
+                    f'Bearer realm="{auth.REALM}", error="insufficient_scope", scope="{scope}"'
+                )
             else:
-                response = view(request, client, call, *args, **kwargs)
+                response = _answer(view, request, client, call, args, kwargs)
+            response["RateLimit-Policy"], response["RateLimit"] = ratelimit.fields(
+                client.rate_limit_per_minute, quota
+            )
             call_log.calls.record(
-                call_log.call_row(
+                call_log.call_rows(
                     client.client_id,
                     name,
                     response.status_code,
-                    call.subject,
+                    call.subjects,
                     call.items,
                     audit.client_ip(request),
                 )
             )
             return response
 
+        wrapper.api_method = method  # for the test that the document covers every route
         return wrapper
 
     return decorate
 
 
-def _clean_text(value: object) -> str | None:
-    """A service code or external ID as sent: a short string of printable characters."""
-    if not isinstance(value, str) or not value or len(value) > _MAX_ID_LENGTH:
-        return None
-    if not value.isprintable():
-        return None
-    return value
+def _answer(
+    view: View, request: HttpRequest, client: auth.ApiClient, call: Call, args, kwargs
+) -> HttpResponse:
+    """The view's answer; what it raises, as a problem like every other failure."""
+    try:
+        return view(request, client, call, *args, **kwargs)
+    except RequestDataTooBig as exc:
+        _log_suspicious(request, exc, 413)
+        return p.problem(
+            p.BODY_TOO_LARGE,
+            request,
+            f"the body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes",
+        )
+    except SuspiciousOperation as exc:  # e.g. too many query parameters
+        _log_suspicious(request, exc, 400)
+        return p.problem(p.INVALID_REQUEST, request, "the request could not be read")
+    except Exception as exc:
+        # As Django does for a view that raises: the signal, then the error log.
+        got_request_exception.send(sender=None, request=request)
+        response = p.problem(
+            p.SERVER_ERROR, request, "the server failed to answer; the failure is logged"
+        )
+        log_response(
+            "%s: %s",
+            response.reason_phrase,
+            request.path,
+            response=response,
+            request=request,
+            exception=exc,
+        )
+        return response
+
+
+def _log_suspicious(request: HttpRequest, exc: SuspiciousOperation, status: int) -> None:
+    logging.getLogger(f"django.security.{type(exc).__name__}").error(
+        str(exc), exc_info=exc, extra={"status_code": status, "request": request}
+    )
+
+
+def _unauthorized(request: HttpRequest) -> HttpResponse:
+    if not auth.bearer_sent(request):
+        response = p.problem(
+            p.MISSING_TOKEN, request, "send a client-credentials access token as Bearer"
+        )
+        response["WWW-Authenticate"] = f'Bearer realm="{auth.REALM}"'
+        return response
+    response = p.problem(
+        p.INVALID_TOKEN, request, "the access token is unknown, expired or revoked"
+    )
+    response["WWW-Authenticate"] = f'Bearer realm="{auth.REALM}", error="invalid_token"'
+    return response
 
 
 @api_endpoint(name="resolve", scope=SCOPE_RESOLVE, method="GET")
 def resolve(request: HttpRequest, client: auth.ApiClient, call: Call) -> HttpResponse:
-    service = _clean_text(request.GET.get("service"))
-    external_id = _clean_text(request.GET.get("external_id"))
+    service = request.GET.get("service")
+    external_id = request.GET.get("external_id")
     if service is None or external_id is None:
-        return _error(400, "invalid_request", "service and external_id are required")
-    call.subject = f"{service}:{external_id}"
+        return p.problem(p.INVALID_REQUEST, request, "service and external_id are required")
+    if not rules.is_service(service) or not rules.is_external_id(external_id):
+        return p.problem(p.INVALID_REQUEST, request, "service or external_id is malformed")
+    call.subjects = (f"{service}:{external_id}",)
     service_id = client.services.get(service)
     found = (
         selectors.resolve(service_id=service_id, external_id=external_id)
@@ -109,7 +156,7 @@ def resolve(request: HttpRequest, client: auth.ApiClient, call: Call) -> HttpRes
         else None
     )
     if found is None:
-        return _error(404, "not_found")
+        return p.problem(p.NOT_FOUND, request, "no linked account this client may see")
     unified_id, linked_at = found
     return JsonResponse(
         {
@@ -123,23 +170,41 @@ def resolve(request: HttpRequest, client: auth.ApiClient, call: Call) -> HttpRes
 
 @api_endpoint(name="batch", scope=SCOPE_RESOLVE, method="POST")
 def resolve_batch(request: HttpRequest, client: auth.ApiClient, call: Call) -> HttpResponse:
+    if request.content_type != rules.JSON:
+        return p.problem(p.UNSUPPORTED_MEDIA_TYPE, request, f"the body must be {rules.JSON}")
     try:
         payload = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "invalid_request", "the body must be JSON")
-    items = payload.get("items") if isinstance(payload, dict) else None
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return p.problem(p.INVALID_REQUEST, request, "the body must be JSON")
+    if not isinstance(payload, dict) or payload.keys() != {"items"}:
+        return p.problem(p.INVALID_REQUEST, request, "the body must be an object with items")
+    items = payload["items"]
     if not isinstance(items, list) or not items:
-        return _error(400, "invalid_request", "items must be a non-empty list")
-    if len(items) > BATCH_LIMIT:
-        return _error(400, "too_many_items", f"at most {BATCH_LIMIT} items per request")
+        return p.problem(p.INVALID_REQUEST, request, "items must be a non-empty list")
+    if len(items) > rules.BATCH_LIMIT:
+        return p.problem(
+            p.TOO_MANY_ITEMS, request, f"at most {rules.BATCH_LIMIT} items per request"
+        )
     call.items = len(items)
     asked: list[tuple[str, str]] = []
     for item in items:
-        service = _clean_text(item.get("service")) if isinstance(item, dict) else None
-        external_id = _clean_text(item.get("external_id")) if isinstance(item, dict) else None
-        if service is None or external_id is None:
-            return _error(400, "invalid_request", "each item needs service and external_id")
+        if not (
+            isinstance(item, dict)
+            and item.keys() == {"service", "external_id"}
+            and isinstance(service := item["service"], str)
+            and isinstance(external_id := item["external_id"], str)
+            and rules.is_service(service)
+            and rules.is_external_id(external_id)
+        ):
+            return p.problem(
+                p.INVALID_REQUEST,
+                request,
+                "each item must be an object with service and external_id, well formed",
+            )
         asked.append((service, external_id))
+    call.subjects = list(
+        dict.fromkeys(f"{service}:{external_id}" for service, external_id in asked)
+    )
     visible = [
         (client.services[service], external_id)
         for service, external_id in asked
@@ -161,14 +226,20 @@ def resolve_batch(request: HttpRequest, client: auth.ApiClient, call: Call) -> H
 def reverse(
     request: HttpRequest, client: auth.ApiClient, call: Call, unified_id: str
 ) -> HttpResponse:
-    if not unified_ids.is_valid(unified_id):
-        return _error(400, "invalid_request", "not a unified ID")
+    if not rules.is_unified_id(unified_id):
+        return p.problem(p.INVALID_REQUEST, request, "not a unified ID: twelve digits")
     normalized = unified_ids.normalize(unified_id)
-    call.subject = normalized
-    accounts = selectors.linked_accounts(unified_id=normalized, service_ids=client.service_ids)
-    # A unified ID with nothing this client may see is, to this client, unknown.
+    call.subjects = (normalized,)
+    # A mistyped ID (its check digit does not match) belongs to nobody, like an ID
+    # never issued; a unified ID with nothing this client may see is, to this
+    # client, unknown too.
+    accounts = (
+        selectors.linked_accounts(unified_id=normalized, service_ids=client.service_ids)
+        if unified_ids.is_valid(normalized)
+        else []
+    )
     if not accounts:
-        return _error(404, "not_found")
+        return p.problem(p.NOT_FOUND, request, "no linked account this client may see")
     return JsonResponse(
         {
             "unified_id": normalized,
@@ -186,14 +257,19 @@ def reverse(
 
 @api_endpoint(name="events", scope=SCOPE_EVENTS, method="GET")
 def link_events(request: HttpRequest, client: auth.ApiClient, call: Call) -> HttpResponse:
-    cursor = request.GET.get("cursor", "0") or "0"
-    raw_limit = request.GET.get("limit", str(EVENTS_PAGE_DEFAULT))
-    if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
-        return _error(400, "invalid_request", "cursor must be one returned by this endpoint")
-    if not (raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= EVENTS_PAGE_MAX):
-        return _error(400, "invalid_request", f"limit must be 1 to {EVENTS_PAGE_MAX}")
-    after, limit = int(cursor), int(raw_limit)
-    call.subject = f"after {after}"
+    cursor = request.GET.get("cursor", "")
+    raw_limit = request.GET.get("limit", str(rules.EVENTS_PAGE_DEFAULT))
+    if not rules.is_cursor(cursor):
+        return p.problem(p.INVALID_REQUEST, request, "cursor must be one returned by this endpoint")
+    if not (
+        raw_limit.isascii()
+        and raw_limit.isdigit()
+        and len(raw_limit) <= 4
+        and 1 <= int(raw_limit) <= rules.EVENTS_PAGE_MAX
+    ):
+        return p.problem(p.INVALID_REQUEST, request, f"limit must be 1 to {rules.EVENTS_PAGE_MAX}")
+    after, limit = int(cursor or "0"), int(raw_limit)
+    call.subjects = (f"after {after}",)
     rows = selectors.link_events(
         service_ids=client.service_ids,
         after=after,
@@ -220,6 +296,11 @@ def link_events(request: HttpRequest, client: auth.ApiClient, call: Call) -> Htt
     )
 
 
-@require_GET
+@csrf_exempt
 def openapi(request: HttpRequest) -> HttpResponse:
+    """The document, for anyone: it holds nothing a client's token would guard."""
+    if request.method not in ("GET", "HEAD"):
+        response = p.problem(p.METHOD_NOT_ALLOWED, request, "this path answers GET only")
+        response["Allow"] = "GET, HEAD"
+        return response
     return JsonResponse(document(server_url=settings.SITE_URL + "/api/v1"))
