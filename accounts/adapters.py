@@ -17,7 +17,8 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext, gettext_noop
 
-from accounts import addresses, backends, consent, tasks
+from accounts import addresses, backends, consent, stepup, tasks
+from accounts.mfa import flows as mfa_flows
 from accounts.models import Customer
 from accounts.providers.oidc import check_nonce
 from accounts.reauth import (
@@ -26,6 +27,7 @@ from accounts.reauth import (
     reauthentication_url,
 )
 
+LOGGED_IN = "account/messages/logged_in.txt"
 OWNERS_BROWSER_ONLY = gettext_noop(
     "This link works only in the browser where you signed up or are signed in. Open it "
     "there, or sign in here first and then open the link again."
@@ -48,6 +50,20 @@ class AccountAdapter(DefaultAccountAdapter):
         if request.user.is_authenticated and consent.needs_agreement(request.user):
             return f"{reverse('consent')}?{urlencode({'next': url})}"
         return url
+
+    def post_login(self, request: HttpRequest, user, **kwargs):
+        """An email sign-up is signed in once its address is confirmed in the browser
+        that signed up: for linking that counts as a sign-in (accounts.stepup)."""
+        if kwargs.get("signup") and user.has_usable_password():
+            stepup.record_sign_up(request, user)
+        return super().post_login(request, user, **kwargs)
+
+    def add_message(self, request: HttpRequest, level: int, message_template=None, *args, **kw):
+        """No "signed in as ..." while the second factor is still to come: the
+        verification says it once passed (accounts.mfa.flows.verified)."""
+        if message_template == LOGGED_IN and mfa_flows.second_factor_pending(request):
+            return
+        super().add_message(request, level, message_template, *args, **kw)
 
     def is_reauthentication_required(self, *, app: str, **kwargs) -> bool:
         """allauth re-authenticates with a password; a customer who signs in only at

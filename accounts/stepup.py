@@ -9,13 +9,15 @@ sign-in-method changes, export and deletion:
    a new sign-in by auth_time, or else with a code mailed to a confirmed address
    (accounts.reauth). A sign-in does not count, except with sign_in_counts (the
    linking pages): there a sign-in within ACCOUNT_REAUTHENTICATION_TIMEOUT, by
-   password or at the customer's own IdP, counts, so whoever signs in and links at
-   once signs in once;
+   password or at the customer's own IdP, or the sign-in that confirming a new
+   sign-up's address gives in the browser that signed up, counts, so whoever signs
+   in (or up) and links at once signs in once;
 2. then, for a customer with a second factor, a second-factor verification within
    the same ACCOUNT_REAUTHENTICATION_TIMEOUT (accounts.mfa.flows.is_fresh); the
    request is suspended the way allauth does it and resumed after the code.
 """
 
+import time
 from functools import wraps
 
 from allauth.account.decorators import reauthentication_required
@@ -23,6 +25,7 @@ from allauth.account.internal.flows.reauthentication import (
     is_reauthentication_required,
     suspend_request,
 )
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from django.shortcuts import redirect
@@ -54,8 +57,11 @@ def step_up_required(view=None, *, allow_get: bool = False, sign_in_counts: bool
         def asks_for_password(request: HttpRequest) -> bool:
             return not (
                 sign_in_counts
-                and authenticated_recently(
-                    request, lambda record: record.get("method") == "password"
+                and (
+                    authenticated_recently(
+                        request, lambda record: record.get("method") == "password"
+                    )
+                    or _signed_up_recently(request)
                 )
             )
 
@@ -64,6 +70,26 @@ def step_up_required(view=None, *, allow_get: bool = False, sign_in_counts: bool
         )
 
     return decorator(view) if view is not None else decorator
+
+
+# An email sign-up signed in on confirming its address: {"user", "at"}.
+SIGNED_UP = "accounts_signed_up"
+
+
+def record_sign_up(request: HttpRequest, user) -> None:
+    """The sign-in that ends an email sign-up (the password typed at sign-up, the
+    address just confirmed in the same browser) leaves allauth no authentication
+    record; for linking (sign_in_counts) it counts like a password sign-in."""
+    request.session[SIGNED_UP] = {"user": str(user.pk), "at": time.time()}
+
+
+def _signed_up_recently(request: HttpRequest) -> bool:
+    mark = request.session.get(SIGNED_UP)
+    return (
+        isinstance(mark, dict)
+        and mark.get("user") == str(request.user.pk)
+        and mark.get("at", 0) >= time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+    )
 
 
 def is_stepped_up(request: HttpRequest) -> bool:

@@ -4,12 +4,22 @@ walk through the site in Japanese asked for. The browser journey
 
 import html
 import re
+from datetime import timedelta
 from urllib.parse import unquote
 
+import pytest
 from django.test import Client
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
-from tests.fixtures.mfa import sign_in_with_password, stepped_up
+from accounts.models import Customer
+from linking.campaigns import sending
+from linking.campaigns.models import Delivery
+from tests.conftest import PASSWORD
+from tests.fixtures.mfa import pass_second_factor, sign_in_with_password, stepped_up
+
+pytest_plugins = ["tests.fixtures.campaigns"]
 
 JSON = {"HTTP_ACCEPT": "application/json"}
 
@@ -105,3 +115,68 @@ def test_backup_codes_come_with_a_text_download_and_no_inline_script(verified_cl
     assert link.group(2).endswith(".txt")
     assert "data-print" in page and "data-copy-from" in page
     assert not re.search(r"<script(?![^>]*\bsrc=)", page)
+
+
+CAMPAIGN_TOKEN = "t" * 43
+
+
+@pytest.fixture
+def campaign_delivery(make_campaign, make_account, make_service) -> Delivery:
+    """A campaign mail sent to a legacy customer who has no unified ID yet."""
+    shop = make_service("shop", proofs=("code", "campaign"))
+    account = make_account("S0001234", service=shop, email="Hanako.Yamada@example.jp")
+    now = timezone.now()
+    return Delivery.objects.create(
+        campaign=make_campaign(services=[shop], status="sending"),
+        step=0,
+        account=account,
+        email=account.email,
+        email_key=account.email_key,
+        language="ja",
+        status="sent",
+        sent_at=now,
+        token_hash=sending.token_hash(CAMPAIGN_TOKEN),
+        token_expires_at=now + timedelta(days=30),
+    )
+
+
+def test_a_campaign_recipient_signs_up_from_the_mail_and_links_without_signing_in_again(
+    client, campaign_delivery, mailoutbox
+):
+    landing = client.get(f"/c/l/{CAMPAIGN_TOKEN}/").content.decode()
+    signup = re.search(r'href="(/accounts/signup/\?[^"]+)" data-testid="campaign-signup"', landing)
+    assert signup, landing
+    form = client.get(html.unescape(signup.group(1))).content.decode()
+    assert 'value="Hanako.Yamada@example.jp"' in form  # the address the mail went to
+
+    response = client.post(
+        html.unescape(signup.group(1)),
+        {"email": "Hanako.Yamada@example.jp", "password1": PASSWORD, "password2": PASSWORD},
+    )
+    assert response["Location"] == "/accounts/confirm-email/"
+    link = re.search(r"/accounts/confirm-email/\S+?/(?=\s|$)", mailoutbox[-1].body)
+    assert client.get(link.group()).status_code == 200
+    response = client.post(link.group())
+    assert response["Location"] == "/c/confirm/"
+
+    page = client.get("/c/confirm/")
+    assert page.status_code == 200
+    customer = Customer.objects.get(email__iexact="Hanako.Yamada@example.jp")
+    assert customer.unified_id_display in page.content.decode()  # 1234 5678 9012
+    # Confirming the address in the browser that signed up was the sign-in: linking
+    # right after needs no password again.
+    response = client.post("/c/confirm/")
+    assert response["Location"] == "/link/"
+    campaign_delivery.account.refresh_from_db()
+    assert campaign_delivery.account.owner == customer
+
+
+def test_the_second_factor_page_does_not_say_signed_in_until_the_code_is_in(client, mfa_customer):
+    sign_in_with_password(client, mfa_customer)
+    page = client.get("/accounts/2fa/verify/").content.decode()
+    assert "ログインしました" not in page
+    assert 'href="/accounts/logout/"' in page or 'action="/accounts/logout/"' in page
+
+    pass_second_factor(client, TOTPDevice.objects.get(user=mfa_customer))
+    page = client.get("/me/").content.decode()
+    assert f"{mfa_customer.email} でログインしました。" in page

@@ -9,8 +9,10 @@ lose its count. Passkeys cannot be guessed and stay usable. Every outcome is aud
 
 from dataclasses import dataclass
 
+from allauth.account.adapter import get_adapter
 from allauth.account.internal.flows.login import record_authentication
 from allauth.usersessions.models import UserSession
+from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest
 from django_otp import devices_for_user
@@ -46,6 +48,14 @@ def confirmed_devices(user) -> list[Device]:
 
 def is_enrolled(user) -> bool:
     return user.is_authenticated and any(devices_for_user(user, confirmed=True))
+
+
+def second_factor_pending(request: HttpRequest) -> bool:
+    """Signed in, but the second factor of this sign-in is still to come. (Right
+    after login() the user object has no is_verified yet: not verified.)"""
+    user = request.user
+    verified = getattr(user, "is_verified", None)
+    return is_enrolled(user) and not (verified is not None and verified())
 
 
 def _keys(user) -> dict:
@@ -110,6 +120,7 @@ def verified(request: HttpRequest, device: Device, method: str, audience: Audien
     # A new session key once the second factor is in: a planted session id is useless.
     # The session list (allauth's usersessions) follows the key, so "sign out other
     # sessions" and account deletion still find this one.
+    signing_in = second_factor_pending(request)
     old_key = request.session.session_key
     request.session.cycle_key()
     if old_key:
@@ -118,6 +129,10 @@ def verified(request: HttpRequest, device: Device, method: str, audience: Audien
         )
     otp_login(request, device)
     record_authentication(request, request.user, method="mfa", type=method)
+    if signing_in and audience is CUSTOMER:  # held back until now by AccountAdapter
+        get_adapter(request).add_message(
+            request, messages.SUCCESS, "account/messages/logged_in.txt", {"user": request.user}
+        )
     audit.record(
         f"{audience.prefix}_verified",
         request=request,

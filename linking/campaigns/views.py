@@ -2,10 +2,13 @@
 confirmation that links the account, and unsubscribing (RFC 8058 one-click).
 Views check input and call links and unsubscribe."""
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
@@ -67,6 +70,8 @@ def _context(request: HttpRequest, delivery: Delivery) -> dict:
         "already_mine": request.user.is_authenticated and account.owner_id == request.user.pk,
         "taken": account.owner_id is not None
         and not (request.user.is_authenticated and account.owner_id == request.user.pk),
+        # Sign-up starts with the address the mail went to (allauth reads ?email=).
+        "signup_query": urlencode({"next": reverse("campaigns:confirm"), "email": delivery.email}),
     }
 
 
