@@ -6,6 +6,8 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from accounts import unified_id
+from linking import keys
+from linking.api.outbound import check_url as outbound_check_url
 
 
 class IssuedUnifiedIDManager(models.Manager["IssuedUnifiedID"]):
@@ -99,6 +101,10 @@ class Customer(AbstractBaseUser, PermissionsMixin):
     class Meta:
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
+        # Staff search by name in any spacing (linking.staff.search).
+        indexes = [
+            models.Index(keys.spaceless("name"), name="customer_name", condition=~Q(name=""))
+        ]
 
     def __str__(self) -> str:
         return self.email or self.unified_id_display
@@ -274,8 +280,10 @@ class ProviderGrant(models.Model):
     amr = models.JSONField(default=list)
     acr = models.CharField(max_length=8)
     claims = models.JSONField(default=dict)
-    # The browser session it was granted in: the sid of back-channel logout.
+    # The browser session it was granted in: the sid of back-channel logout (kept in
+    # the session's data, so it survives the session key changing).
     session_key = models.CharField(max_length=64, blank=True, db_index=True)
+    sid = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     def __str__(self) -> str:
@@ -293,3 +301,25 @@ class SpentRefreshToken(models.Model):
 
     def __str__(self) -> str:
         return self.grant_id
+
+
+class BackchannelLogout(models.Model):
+    """Where a group service hears that a customer's session here ended (OpenID
+    Connect Back-Channel Logout 1.0): its back-channel logout URI, a public address
+    (checked here and again when a logout token is sent)."""
+
+    client = models.OneToOneField(
+        "allauth_idp_oidc.Client",
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="backchannel_logout",
+        verbose_name=_("client"),
+    )
+    uri = models.URLField(_("back-channel logout URI"), validators=[outbound_check_url])
+
+    class Meta:
+        verbose_name = _("back-channel logout URI")
+        verbose_name_plural = _("back-channel logout URIs")
+
+    def __str__(self) -> str:
+        return self.uri

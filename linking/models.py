@@ -15,6 +15,8 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from linking import keys
+
 
 class Proof(models.TextChoices):
     """How a customer (or staff) showed that a legacy account is theirs."""
@@ -155,6 +157,10 @@ class LegacyAccount(models.Model):
                 fields=["name_key", "birth_date"],
                 name="legacy_name_birth",
                 condition=~Q(name_key=""),
+            ),
+            # Staff search by kana in any width or spacing (linking.staff.search).
+            models.Index(
+                keys.spaceless("name_kana"), name="legacy_kana", condition=~Q(name_kana="")
             ),
             # Most accounts are not linked: an import then writes nothing to this one.
             models.Index(fields=["owner"], name="legacy_owner", condition=Q(owner__isnull=False)),
@@ -351,8 +357,8 @@ class OwnershipCode(models.Model):
 
 
 class ImportJob(models.Model):
-    """A legacy-account CSV uploaded by staff, imported by a Celery worker. The
-    worker updates the counters as it goes, so the admin page shows progress."""
+    """A legacy-account CSV uploaded by staff, imported by a Celery worker; the
+    counters are written with the import's commit (progress: import_jobs)."""
 
     class Status(models.TextChoices):
         PENDING = "pending", _("waiting for a worker")
@@ -386,6 +392,8 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    # Runs started; more than one when a worker was lost mid-import (import_jobs.recover).
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
 
     class Meta:
         ordering = ("-created_at",)

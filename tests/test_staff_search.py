@@ -38,6 +38,13 @@ def test_by_unified_id_with_spaces(analyst_client, world):
     assert f"/admin/customer/{world['hanako'].pk}/" in page
 
 
+def test_the_headings_name_lists_not_counts(analyst_client, world):
+    page = _found(analyst_client, "山田花子")
+    assert "<h2>該当する顧客</h2>" in page
+    assert "<h2>該当する既存アカウント</h2>" in page
+    assert "既存アカウント数" not in page
+
+
 def test_by_email_in_any_case(analyst_client, world):
     page = _found(analyst_client, " HANAKO@example.JP ")
     assert f"/admin/customer/{world['hanako'].pk}/" in page
@@ -58,6 +65,49 @@ def test_by_service_and_member_number(analyst_client, world):
 def test_by_name_normalized(analyst_client, world):
     page = _found(analyst_client, "山田花子")
     assert "S0001234" in page
+
+
+def _results(client, query: str) -> tuple[set[int], set[str]]:
+    """The customers (pks) and legacy accounts (member numbers) found."""
+    response = client.get("/admin/search/", {"q": query})
+    assert response.status_code == 200
+    results = response.context["results"]
+    if results is None:
+        return set(), set()
+    return {c.pk for c in results.customers}, {a.external_id for a in results.accounts}
+
+
+FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+
+
+def test_by_full_width_digits(analyst_client, world, make_account):
+    make_account("20001234567", name="鈴木 一郎")
+    hanako = world["hanako"]
+    customers, _ = _results(analyst_client, hanako.unified_id.translate(FULL_WIDTH))
+    assert customers == {hanako.pk}
+    _, accounts = _results(analyst_client, "２０００１２３４５６７")
+    assert accounts == {"20001234567"}
+
+
+def test_by_katakana_without_spaces(analyst_client, world, make_account, make_customer):
+    make_account("S0005555", name="山田 花子", name_kana="ヤマダ ハナコ")
+    make_account("S0006666", name="山田　花子", name_kana="ﾔﾏﾀﾞ ﾊﾅｺ")
+    make_account("S0007777", name="山田 花", name_kana="ヤマダ ハナ")
+    kana_customer = make_customer("kana@example.jp", name="ヤマダ　ハナコ")
+    for query in ("ヤマダハナコ", "やまだはなこ", "ﾔﾏﾀﾞﾊﾅｺ"):
+        customers, accounts = _results(analyst_client, query)
+        assert customers == {kana_customer.pk}, query
+        # A77's name itself is in katakana.
+        assert accounts == {"S0005555", "S0006666", "A77"}, query
+
+
+def test_a_customer_by_name_without_a_space(analyst_client, world, make_customer):
+    make_customer("taro@example.jp", name="山田 太郎")
+    customers, accounts = _results(analyst_client, "山田花子")
+    assert customers == {world["hanako"].pk}
+    assert accounts == {"S0001234"}
+    customers, _ = _results(analyst_client, "山田　花子")
+    assert customers == {world["hanako"].pk}
 
 
 @pytest.mark.parametrize("query", ["", "x" * 500, "%", "' OR 1=1 --", "@", "0"])

@@ -1,5 +1,6 @@
 """Find customers and legacy accounts by any identifier staff are given."""
 
+import unicodedata
 from dataclasses import dataclass, field
 
 from allauth.account.models import EmailAddress
@@ -7,7 +8,7 @@ from django.db.models import Q
 
 from accounts import unified_id
 from accounts.models import Customer
-from linking import normalize
+from linking import keys, normalize
 from linking.models import LegacyAccount, LegacyService
 
 LIMIT = 50
@@ -21,8 +22,10 @@ class Results:
 
 def search(query: str, *, service: LegacyService | None = None) -> Results:
     """Unified ID, email, phone, external ID (within a service when given) or name,
-    each compared in its normalized form; a fixed number of queries."""
-    query = (query or "").strip()[:200]
+    each compared in its normalized form (full-width digits, spaces and kana in
+    any width count as the same); a fixed number of queries."""
+    raw = (query or "").strip()[:200]
+    query = unicodedata.normalize("NFKC", raw).strip()
     if not query:
         return Results()
     customer_q = Q(pk__in=[])
@@ -40,17 +43,58 @@ def search(query: str, *, service: LegacyService | None = None) -> Results:
         phone = normalize.normalize_phone(query)
         if phone:
             account_q |= Q(phone_key=phone)
-        name = normalize.normalize_name(query)
-        if name:
-            account_q |= Q(name_key=name)
-            customer_q |= Q(name__iexact=query)
-    external = Q(external_id=query)
+        names = name_variants(raw)
+        if names:
+            account_q |= Q(name_key__in={normalize.normalize_name(n) for n in names})
+            account_q |= Q(kana_spaceless__in=names) & ~Q(name_kana="")
+            customer_q |= Q(name_spaceless__in=names) & ~Q(name="")
+    external = Q(external_id__in={raw, query})
     account_q |= external & Q(service=service) if service else external
 
     accounts = (
-        LegacyAccount.objects.filter(account_q)
+        LegacyAccount.objects.alias(kana_spaceless=keys.spaceless("name_kana"))
+        .filter(account_q)
         .select_related("service", "owner")
         .order_by("service__code", "external_id")[:LIMIT]
     )
-    customers = Customer.objects.filter(customer_q).order_by("pk")[:LIMIT]
+    customers = (
+        Customer.objects.alias(name_spaceless=keys.spaceless("name"))
+        .filter(customer_q)
+        .order_by("pk")[:LIMIT]
+    )
     return Results(customers=list(customers), accounts=list(accounts))
+
+
+def name_variants(value: str) -> set[str]:
+    """The forms a name may be stored in, as keys.spaceless() leaves them: as typed
+    and in NFKC, and for kana also in hiragana, katakana and half-width katakana."""
+    typed = "".join(value.split()).lower()
+    wide = "".join(unicodedata.normalize("NFKC", value).split()).lower()
+    variants = {typed, wide}
+    hiragana = normalize.normalize_kana(value)
+    if any(_is_kana(c) for c in hiragana):
+        katakana = hiragana.translate(_HIRAGANA_TO_KATAKANA)
+        variants |= {hiragana, katakana, katakana.translate(_KATAKANA_TO_HALF_WIDTH)}
+    return {v for v in variants if v}
+
+
+def _is_kana(char: str) -> bool:
+    return "\u3041" <= char <= "\u30ff"
+
+
+_HIRAGANA_TO_KATAKANA = {cp: cp + 0x60 for cp in range(0x3041, 0x3097)}
+
+
+def _half_width_katakana() -> dict[int, str]:
+    """Full-width katakana to the half-width forms NFKC widens (ｶﾞ for ガ)."""
+    table = {}
+    for cp in range(0xFF61, 0xFF9E):
+        half = chr(cp)
+        for form in (half, half + "\uff9e", half + "\uff9f"):
+            wide = unicodedata.normalize("NFKC", form)
+            if len(wide) == 1 and _is_kana(wide):
+                table.setdefault(ord(wide), form)
+    return table
+
+
+_KATAKANA_TO_HALF_WIDTH = _half_width_katakana()
