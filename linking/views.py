@@ -3,6 +3,7 @@ only check input and call a proof module or linking.claims."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -42,17 +43,22 @@ def service(request: HttpRequest, code: str) -> HttpResponse:
     ):
         password_form = PasswordProofForm(request.POST, prefix="pw")
         if password_form.is_valid():
-            return _attempt(
-                request,
-                lambda: password.link_by_password(
-                    customer=request.user,
-                    service=service,
-                    external_id=password_form.cleaned_data["external_id"],
-                    password=password_form.cleaned_data["password"],
-                    request=request,
-                ),
-                retry=request.path,
-            )
+            try:
+                return _attempt(
+                    request,
+                    lambda: password.link_by_password(
+                        customer=request.user,
+                        service=service,
+                        external_id=password_form.cleaned_data["external_id"],
+                        password=password_form.cleaned_data["password"],
+                        request=request,
+                    ),
+                    retry=request.path,
+                    keep_form=True,
+                )
+            except ProofRefused as refused:
+                # The form again, the member number kept, the error at the password.
+                password_form.add_error("password", refused.message)
     elif (
         request.method == "POST"
         and "num-external_id" in request.POST
@@ -99,6 +105,7 @@ def suggested(request: HttpRequest, pk: int) -> HttpResponse:
                 customer=request.user, account=account, request=request
             ),
             retry=request.path,
+            account=account,
         )
     if not account.service.accepts(Proof.EMAIL_MATCH):
         request.session[_PENDING] = account.pk
@@ -149,6 +156,7 @@ def code(request: HttpRequest, pk: int) -> HttpResponse:
                     request=request,
                 ),
                 retry=request.path,
+                account=account,
             )
             if response.url != request.path:
                 request.session.pop(_PENDING, None)
@@ -201,11 +209,21 @@ def _lookup_keys(request: HttpRequest) -> dict:
     }
 
 
-def _attempt(request: HttpRequest, prove, *, retry: str) -> HttpResponse:
-    """Run a proof; translate its outcome into a message and a redirect."""
+def _attempt(
+    request: HttpRequest,
+    prove,
+    *,
+    retry: str,
+    account: LegacyAccount | None = None,
+    keep_form: bool = False,
+) -> HttpResponse:
+    """Run a proof; translate its outcome into a message and a redirect. With
+    keep_form, a refused proof is raised for the view to show on its form."""
     try:
-        prove()
+        linked = prove() or account
     except ProofRefused as refused:
+        if keep_form:
+            raise
         messages.error(request, refused.message)
         return redirect(retry)
     except claims.AccountTaken as taken:
@@ -218,5 +236,17 @@ def _attempt(request: HttpRequest, prove, *, retry: str) -> HttpResponse:
             % {"reference": taken.reference},
         )
         return redirect(retry)
-    messages.success(request, _("Linked. The account now belongs to your unified ID."))
+    messages.success(request, linked_message(linked))
     return redirect("linking:center")
+
+
+def linked_message(account: LegacyAccount | None) -> str:
+    """What linking gave: the account, and its points now counted with the others."""
+    done = _("Linked. The account now belongs to your unified ID.")
+    if account is None or not account.points:
+        return done
+    points = _("%(points)s points of %(service)s now count toward your unified ID.") % {
+        "points": intcomma(account.points),
+        "service": account.service.name,
+    }
+    return f"{done} {points}"

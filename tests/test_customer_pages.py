@@ -8,6 +8,7 @@ from datetime import timedelta
 from urllib.parse import unquote
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from django.test import Client
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -180,3 +181,67 @@ def test_the_second_factor_page_does_not_say_signed_in_until_the_code_is_in(clie
     pass_second_factor(client, TOTPDevice.objects.get(user=mfa_customer))
     page = client.get("/me/").content.decode()
     assert f"{mfa_customer.email} でログインしました。" in page
+
+
+LEGACY_SECRET = "legacy-Secret-99"
+
+
+def test_a_wrong_legacy_password_keeps_the_member_number_and_marks_the_password(
+    customer_client, make_service, make_account
+):
+    shop = make_service("shop", proofs=("password",))
+    make_account("S0001234", service=shop, password_hash=make_password(LEGACY_SECRET))
+    stepped_up(customer_client)
+    response = customer_client.post(
+        "/link/service/shop/", {"pw-external_id": "S0001234", "pw-password": "wrong-guess"}
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'value="S0001234"' in page
+    field = re.search(r"<input[^>]*name=\"pw-password\"[^>]*>", page).group()
+    assert 'aria-invalid="true"' in field
+    assert 'aria-describedby="id_pw-password_error"' in field
+    assert 'id="id_pw-password_error"' in page
+    assert "wrong-guess" not in page
+
+
+def test_a_linked_service_shows_its_state_and_the_points_it_brought(
+    customer_client, customer, make_service, make_account
+):
+    incentive = "連携すると 500 ポイントをプレゼント"
+    shop = make_service("shop", proofs=("password",), incentive_ja=incentive)
+    make_service("pos", proofs=("code",), incentive_ja="店舗のポイントもまとめて")
+    make_account("S0001234", service=shop, password_hash=make_password(LEGACY_SECRET), points=1280)
+    stepped_up(customer_client)
+    response = customer_client.post(
+        "/link/service/shop/",
+        {"pw-external_id": "S0001234", "pw-password": LEGACY_SECRET},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "shop 会員の 1,280 ポイントが統合IDで合算されるようになりました。" in page
+    shop_section = _section(page, "shop")
+    assert "連携済み" in shop_section
+    assert incentive not in shop_section
+    assert 'class="button" href="/link/service/shop/"' not in shop_section
+    assert "1,280ポイント" in shop_section
+    pos_section = _section(page, "pos")
+    assert "店舗のポイントもまとめて" in pos_section
+    assert 'class="button" href="/link/service/pos/"' in pos_section
+
+
+def test_each_this_is_mine_link_names_its_account(
+    customer_client, customer, make_service, make_account
+):
+    for code in ("shop", "pos", "mail"):
+        make_account(f"{code}-0001", service=make_service(code), email=customer.email)
+    page = customer_client.get("/link/").content.decode()
+    names = re.findall(r'href="/link/suggested/\d+/">(.*?)</a>', page)
+    assert len(names) == 3
+    assert len({re.sub(r"<[^>]+>", "", name) for name in names}) == 3
+
+
+def _section(page: str, code: str) -> str:
+    return re.search(
+        rf'<section[^>]*aria-labelledby="service-{code}">.*?</section>', page, re.S
+    ).group()

@@ -17,6 +17,7 @@ from accounts.stepup import step_up_required
 from linking import claims
 from linking.campaigns import content, links, unsubscribe
 from linking.campaigns.models import Delivery
+from linking.views import linked_message
 
 
 def landing(request: HttpRequest, token: str) -> HttpResponse:
@@ -55,7 +56,8 @@ def confirm(request: HttpRequest) -> HttpResponse:
             links.forget(request)
             return redirect("linking:center")
         links.forget(request)
-        messages.success(request, _("Linked. The account now belongs to your unified ID."))
+        delivery.account.refresh_from_db()
+        messages.success(request, linked_message(delivery.account))
         return redirect("linking:center")
     return render(request, "campaigns/landing.html", _context(request, delivery))
 
@@ -71,7 +73,9 @@ def _context(request: HttpRequest, delivery: Delivery) -> dict:
         "taken": account.owner_id is not None
         and not (request.user.is_authenticated and account.owner_id == request.user.pk),
         # Sign-up starts with the address the mail went to (allauth reads ?email=).
-        "signup_query": urlencode({"next": reverse("campaigns:confirm"), "email": delivery.email}),
+        "signup_query": urlencode(
+            {"next": reverse("campaigns:confirm"), "email": delivery.email}, safe="/"
+        ),
     }
 
 
