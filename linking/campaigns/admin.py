@@ -9,11 +9,11 @@ from django.core.mail import EmailMultiAlternatives
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.urls import path, reverse
+from django.urls import path, re_path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from linking.campaigns import content, control, selectors
+from linking.campaigns import content, control, planning, selectors
 from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
 from linking.models import Language
 
@@ -123,8 +123,11 @@ class CampaignAdmin(admin.ModelAdmin):
             path(
                 "<int:pk>/progress/", view(self.progress_view), name="campaigns_campaign_progress"
             ),
-            path(
-                "<int:pk>/<str:action>/", view(self.control_view), name="campaigns_campaign_control"
+            # Only the actions: "<pk>/change/" and the other admin pages stay the admin's.
+            re_path(
+                r"^(?P<pk>\d+)/(?P<action>start|pause|resume|cancel)/$",
+                view(self.control_view),
+                name="campaigns_campaign_control",
             ),
             *super().get_urls(),
         ]
@@ -211,7 +214,13 @@ class CampaignAdmin(admin.ModelAdmin):
                     (key, _COUNT_LABELS[key], value)
                     for key, value in selectors.progress(campaign).items()
                 ],
-                "actions": [(action, label) for action, label in _ACTION_LABELS.items()],
+                "actions": [(action, _ACTION_LABELS[action]) for action in _VALID[campaign.status]],
+                "audience": (
+                    planning.audience(campaign).count()
+                    if campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
+                    and campaign.started_at is None
+                    else None
+                ),
                 "title": _("Progress"),
                 "refresh": campaign.status in (Campaign.Status.SENDING, Campaign.Status.SCHEDULED),
             },
@@ -265,6 +274,15 @@ _ACTION_LABELS = {
     "pause": gettext_lazy("Pause"),
     "resume": gettext_lazy("Resume"),
     "cancel": gettext_lazy("Cancel"),
+}
+# What staff can do in each status; control refuses the rest anyway.
+_VALID = {
+    Campaign.Status.DRAFT: ("start", "cancel"),
+    Campaign.Status.SCHEDULED: ("pause", "cancel"),
+    Campaign.Status.SENDING: ("pause", "cancel"),
+    Campaign.Status.PAUSED: ("resume", "cancel"),
+    Campaign.Status.FINISHED: (),
+    Campaign.Status.CANCELLED: (),
 }
 _ACTIONS = {
     "start": control.start,
