@@ -89,13 +89,14 @@ class AuditEventAdmin(_AppendOnlyAdmin):
 
 @admin.register(ImportJob)
 class ImportJobAdmin(admin.ModelAdmin):
-    """Upload a CSV of legacy accounts; a Celery worker imports it. While it runs,
-    the page refreshes itself (no JavaScript) and shows the rows read so far."""
+    """Upload a CSV of legacy accounts; a Celery worker imports it. While one runs,
+    its page and the list refresh themselves (no JavaScript) and show the rows read
+    so far; a job whose worker was lost runs again by itself (attempts)."""
 
     list_display = (
         "created_at",
         "service",
-        "file",
+        "file_name",
         "status",
         "progress",
         "inserted",
@@ -105,13 +106,14 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_filter = ("status", "service")
     fields = ("service", "file", "encoding")
     change_form_template = "admin/linking/importjob/change_form.html"
+    change_list_template = "admin/linking/importjob/change_list.html"
 
     def get_readonly_fields(self, request: HttpRequest, obj: ImportJob | None = None):
         if obj is None:
             return ()
         return (
             "service",
-            "file",
+            "file_name",
             "encoding",
             "status",
             "progress",
@@ -121,6 +123,7 @@ class ImportJobAdmin(admin.ModelAdmin):
             "rejected",
             "report_link",
             "error",
+            "attempts",
             "created_by",
             "created_at",
             "started_at",
@@ -140,6 +143,17 @@ class ImportJobAdmin(admin.ModelAdmin):
         obj.created_by = request.user
         super().save_model(request, obj, form, change)
         import_jobs.start(obj)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        running = ImportJob.objects.filter(
+            status__in=[ImportJob.Status.PENDING, ImportJob.Status.RUNNING]
+        ).exists()
+        return super().changelist_view(request, {**(extra_context or {}), "refresh": running})
+
+    @admin.display(description=_("CSV file"))
+    def file_name(self, obj: ImportJob) -> str:
+        # The name only: uploads are not served (MEDIA_URL is not a public route).
+        return obj.file.name.rsplit("/", 1)[-1]
 
     @admin.display(description=_("rows read"))
     def progress(self, obj: ImportJob) -> int:
