@@ -1,11 +1,24 @@
 """Staff upload a CSV in the admin; a Celery task imports it and the page shows
-progress and the report of rejected rows."""
+progress and the report of rejected rows. A job whose worker was lost runs again
+by itself, and its result commits with its import or not at all."""
 
+import datetime
+import json
+import os
+import threading
+import time
+
+import psycopg
 import pytest
+from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection, connections
+from django.utils import timezone
 
 from linking import import_jobs
-from linking.models import ImportJob, LegacyAccount
+from linking.models import ImportJob, LegacyAccount, LegacyService
+from tests.campaign_support import wait_until
 
 CSV = (
     "external_id,email,phone,name,name_kana,birth_date,password_hash,points\n"
@@ -50,7 +63,7 @@ def test_upload_imports_good_rows_and_reports_bad_ones(
     assert 'http-equiv="refresh"' not in page
     report = admin_client.get(f"/admin/linking/importjob/{job.pk}/report/")
     lines = b"".join(report.streaming_content).decode().splitlines()
-    assert lines[0] == "line,external_id,reason"
+    assert lines[0] == "line,last_line,external_id,reason"
     assert [line.split(",")[0] for line in lines[1:]] == ["3", "4"]
 
 
@@ -87,3 +100,164 @@ def test_a_file_without_the_required_columns_fails_clearly(
 def test_non_staff_cannot_download_reports(client, customer, service):
     client.force_login(customer)
     assert client.get("/admin/linking/importjob/1/report/").status_code == 302
+
+
+# A job whose worker was lost (killed, out of memory, machine gone) does not stay
+# "importing": recovery runs it again, or fails it with a message after 3 tries.
+
+
+def _lost(job: ImportJob, *, attempts: int, lease: int, heartbeat_age: float | None) -> None:
+    """The job as a killed worker leaves it: running, its heartbeat this old (None:
+    it never wrote one)."""
+    ImportJob.objects.filter(pk=job.pk).update(
+        status="running",
+        attempts=attempts,
+        started_at=timezone.now() - datetime.timedelta(seconds=lease + 60),
+    )
+    if heartbeat_age is not None:
+        beat = import_jobs.progress_path(job)
+        beat.write_text(json.dumps({"rows_read": 2}))
+        then = time.time() - heartbeat_age
+        os.utime(beat, (then, then))
+
+
+@pytest.mark.parametrize("heartbeat_age", [None, 31.0])
+def test_a_job_whose_worker_was_lost_runs_again_and_finishes(
+    admin_client, service, django_capture_on_commit_callbacks, settings, heartbeat_age
+):
+    settings.IMPORT_LEASE_SECONDS = 30
+    job = _upload(admin_client, service, django_capture_on_commit_callbacks)
+    _lost(job, attempts=1, lease=30, heartbeat_age=heartbeat_age)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert import_jobs.recover() == 1
+    assert len(callbacks) == 1  # the task is queued again
+    import_jobs.run(job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.inserted, job.rejected) == ("done", 2, 2, 2)
+    assert job.report and job.error == ""
+
+
+def test_a_job_whose_worker_still_beats_is_left_running(
+    admin_client, service, django_capture_on_commit_callbacks, settings
+):
+    settings.IMPORT_LEASE_SECONDS = 30
+    job = _upload(admin_client, service, django_capture_on_commit_callbacks)
+    _lost(job, attempts=1, lease=30, heartbeat_age=29.0)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert import_jobs.recover() == 0
+
+    assert callbacks == []
+    assert ImportJob.objects.get(pk=job.pk).status == "running"
+
+
+def test_a_job_lost_three_times_fails_with_a_message(
+    admin_client, service, django_capture_on_commit_callbacks, settings
+):
+    settings.IMPORT_LEASE_SECONDS = 30
+    job = _upload(admin_client, service, django_capture_on_commit_callbacks)
+    _lost(job, attempts=3, lease=30, heartbeat_age=31.0)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert import_jobs.recover() == 1
+
+    assert callbacks == []
+    job.refresh_from_db()
+    assert job.status == "failed" and job.finished_at
+    # In the site's language (LANGUAGE_CODE), as the worker writes it.
+    assert job.error == (
+        "このファイルを取り込んでいたワーカーが、完了する前に3回停止しました"
+        "（強制終了またはメモリ不足など）。このファイルからは何も取り込まれていません。"
+    )
+    page = admin_client.get(f"/admin/linking/importjob/{job.pk}/change/").content.decode()
+    assert "3回停止しました" in page
+
+
+def test_beat_looks_for_lost_imports():
+    tasks = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert tasks["imports.recover"] <= 60
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_job_was_taken_over_meanwhile_rolls_its_import_back(
+    otp_admin_client, settings, tmp_path
+):
+    """Recovery judged this run lost (its heartbeat stalled) and gave the job to a
+    second run: when the first one ends after all, neither its rows nor its counts
+    are committed, so the second run's result is the job's."""
+    if connection.vendor != "postgresql":
+        pytest.skip("another connection blocks the import mid-way: PostgreSQL only")
+    settings.MEDIA_ROOT = tmp_path / "media"
+    service = LegacyService.objects.create(code="pos", name_ja="POS")
+    job = ImportJob(service=service)
+    job.file.save("pos.csv", ContentFile(CSV), save=True)
+    params = connection.get_connection_params()
+    with psycopg.connect(**params) as service_lock, psycopg.connect(**params) as watch:
+        # The import waits for this lock on the service row, after the job was claimed.
+        service_lock.execute(
+            "SELECT 1 FROM linking_legacyservice WHERE id = %s FOR UPDATE", [service.pk]
+        )
+        run = threading.Thread(target=_run_and_close, args=(job.pk,))
+        run.start()
+        wait_until(lambda: _waiting_for_locks(watch) == 1, what="the import to wait")
+        # Meanwhile the job went to a second run (its attempt 2).
+        assert ImportJob.objects.filter(pk=job.pk, attempts=1).update(attempts=2) == 1
+        service_lock.rollback()
+        run.join()
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.inserted, job.rejected) == ("running", 2, 0, 0)
+    assert not job.report
+    assert not LegacyAccount.objects.exists()
+
+
+def _run_and_close(job_id: int) -> None:
+    try:
+        import_jobs.run(job_id)
+    finally:
+        connections.close_all()
+
+
+def _waiting_for_locks(watch) -> int:
+    row = watch.execute(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    ).fetchone()
+    watch.commit()
+    return row[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_longer_than_the_lease_keeps_its_job_while_its_worker_lives(settings, tmp_path):
+    """The worker beats while the import waits (here for a lock on the service):
+    recovery leaves the job alone, and the import finishes as the job's one run."""
+    if connection.vendor != "postgresql":
+        pytest.skip("another connection blocks the import mid-way: PostgreSQL only")
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.IMPORT_LEASE_SECONDS = 1
+    service = LegacyService.objects.create(code="pos", name_ja="POS")
+    job = ImportJob(service=service)
+    job.file.save("pos.csv", ContentFile(CSV), save=True)
+    params = connection.get_connection_params()
+    with psycopg.connect(**params) as service_lock, psycopg.connect(**params) as watch:
+        service_lock.execute(
+            "SELECT 1 FROM linking_legacyservice WHERE id = %s FOR UPDATE", [service.pk]
+        )
+        run = threading.Thread(target=_run_and_close, args=(job.pk,))
+        run.start()
+        wait_until(lambda: _waiting_for_locks(watch) == 1, what="the import to wait")
+        wait_until(lambda: _running_for(job) > 3, what="three leases to pass")
+
+        assert import_jobs.recover() == 0
+
+        service_lock.rollback()
+        run.join()
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.inserted, job.rejected) == ("done", 1, 2, 2)
+
+
+def _running_for(job: ImportJob) -> float:
+    job.refresh_from_db()
+    return (timezone.now() - job.started_at).total_seconds()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from linking.importer import ENCODINGS, ImportFileError, import_legacy_accounts, write_report
+from linking.importing import ENCODINGS, ImportFileError, import_legacy_accounts
 from linking.models import LegacyService
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--report",
             type=Path,
-            help="CSV of rejected rows (line, external_id, reason); "
+            help="CSV of rejected rows (line, last_line, external_id, reason); "
             "default FILE.rejected.csv when any row is rejected",
         )
 
@@ -31,25 +31,28 @@ class Command(BaseCommand):
         if not file.is_file():
             raise CommandError(f"no such file: {file}")
         started = time.monotonic()
+        target = report or file.with_name(file.name + ".rejected.csv")
         try:
             result = import_legacy_accounts(
-                service=service, path=file, encoding=encoding, progress=self._progress
+                service=service,
+                path=file,
+                encoding=encoding,
+                report=target,
+                progress=self._progress,
             )
-        except ImportFileError as error:
+        except ImportFileError as error:  # raised before the report is written
             raise CommandError(f"{file}: {error}; nothing was imported") from None
         elapsed = time.monotonic() - started
         sys.stderr.write("\n")
-        if result.rejects:
-            report = report or file.with_name(file.name + ".rejected.csv")
-        if report:
-            write_report(report, result.rejects)
+        if not result.rejected and not report:
+            target.unlink()
         self.stdout.write(
             f"{service.code}: read {result.read}, inserted {result.inserted}, "
             f"updated {result.updated}, unchanged {result.unchanged}, "
             f"rejected {result.rejected} ({result.encoding}, {elapsed:.1f} s)"
         )
-        if report:
-            self.stdout.write(f"report: {report}")
+        if result.rejected or report:
+            self.stdout.write(f"report: {target}")
 
     def _service(self, code: str) -> LegacyService:
         try:
