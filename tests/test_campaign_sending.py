@@ -394,3 +394,46 @@ def test_a_connection_lost_mid_batch_leaves_one_unconfirmed_and_releases_the_res
     }
     assert Delivery.objects.get(email_key="m2@example.jp").attempts == 1
     assert Delivery.objects.get(email_key="m3@example.jp").attempts == 0
+
+
+def test_personal_values_are_escaped_in_html_and_never_become_links(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    make_account("S1", email="a@example.jp", name="<b>Tom</b> & www.example.com\nJr")
+    campaign = make_campaign()
+    _start(campaign)
+
+    send_everything(campaign)
+
+    message = smtp_sink.to("a@example.jp")[0]
+    assert message["Subject"].strip().startswith("<b>Tom</b> & www.example.com Jr様")
+    text = message.get_body(("plain",)).get_content()
+    assert "<b>Tom</b> & www.example.com\r\nJr様" in text
+    html = message.get_body(("html",)).get_content()
+    assert "&lt;b&gt;Tom&lt;/b&gt; &amp; www.example.com" in html
+    assert "<b>Tom" not in html and 'href="http://www.example.com"' not in html
+    token = Delivery.objects.get().token_hash
+    links = [part for part in html.split('href="')[1:] if "/c/l/" in part]
+    assert len(links) == 1 and sending.token_hash(links[0].split("/c/l/")[1].split("/")[0]) == token
+
+
+def test_one_chunk_of_several_services_and_languages_says_each_its_own(
+    make_campaign, make_account, make_service, smtp_sink: SmtpSink
+):
+    shop = make_service("shop", incentive_ja="ショップ特典")
+    app = make_service("app", incentive_ja="アプリ特典", incentive_en="app bonus")
+    make_account("S1", service=shop, email="a@example.jp", name="山田")
+    make_account("A1", service=app, email="b@example.jp", name="佐藤")
+    english = {"language": "en"}
+    make_account("A2", service=app, email="c@example.jp", name="Jane", attributes=english)
+    campaign = make_campaign(services=[shop, app])
+    _start(campaign)
+
+    assert send_everything(campaign) == 3
+
+    def said(address: str) -> str:
+        return smtp_sink.to(address)[0].get_body(("plain",)).get_content()
+
+    assert "山田様" in said("a@example.jp") and "ショップ特典" in said("a@example.jp")
+    assert "佐藤様" in said("b@example.jp") and "アプリ特典" in said("b@example.jp")
+    assert "Dear Jane" in said("c@example.jp") and "app bonus" in said("c@example.jp")

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from linking.campaigns.models import Campaign, Delivery
 from linking.models import Language, LegacyAccount
 
-PLACEHOLDERS = ("name", "service", "member_number", "incentive", "link")
+PLACEHOLDERS = ("name", "service", "member_number", "incentive", "link", "service_link")
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _UNSUBSCRIBE_SALT = "campaigns.unsubscribe"
 
@@ -81,6 +81,78 @@ class Rendered:
     language: str
 
 
+# Personal values go in after rendering, in place of these markers, so the templates,
+# escaping, urlize and line breaks run once per step, language and service (most of
+# a sender's CPU otherwise); in HTML they are escaped, and a name never becomes a link.
+_MARKS = {
+    "name": "zq0name0qz",
+    "member_number": "zq0member0qz",
+    "link": "https://zq0link0qz.invalid/",
+    "unsubscribe_url": "https://zq0unsubscribe0qz.invalid/",
+}
+_MARK = re.compile("|".join(re.escape(mark) for mark in _MARKS.values()))
+_BY_MARK = {mark: name for name, mark in _MARKS.items()}
+
+
+class Renderer:
+    """What one campaign's emails say; keep one for a chunk of emails."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.campaign = campaign
+        self._frames: dict[tuple, Rendered] = {}
+        # URLs reversed once, split where the token or code goes (neither needs quoting).
+        landing = settings.SITE_URL + reverse("campaigns:landing", args=["-"])
+        unsubscribe = settings.SITE_URL + reverse("campaigns:unsubscribe", args=["-"])
+        self._landing = landing.rpartition("-")[::2]
+        self._unsubscribe = unsubscribe.rpartition("-")[::2]
+
+    def link(self, token: str) -> str:
+        return token.join(self._landing)
+
+    def unsubscribe_url(self, code: str) -> str:
+        return code.join(self._unsubscribe)
+
+    def render(
+        self,
+        account: LegacyAccount,
+        *,
+        step: int,
+        link: str,
+        unsubscribe_url: str,
+        language: str | None = None,
+    ) -> Rendered:
+        """The subject and bodies for one account, in its language unless one is given."""
+        language = language or language_for(account, self.campaign)
+        service = account.service
+        key = (step, language, service.pk, service.name_ja, service.name_en)
+        with translation.override(language):
+            frame = self._frames.get(key)
+            if frame is None:
+                values = {**_MARKS, "service": service.name, "incentive": service.incentive}
+                # The service's own page with its link button, where it has one.
+                values["service_link"] = service.link_page_url or _MARKS["link"]
+                frame = _render(self.campaign, language, step, values, _MARKS["unsubscribe_url"])
+                self._frames[key] = frame
+            personal = {
+                "name": account.name or _("customer"),
+                "member_number": account.masked_external_id,
+                "link": link,
+                "unsubscribe_url": unsubscribe_url,
+            }
+        one_line = {name: " ".join(value.split()) for name, value in personal.items()}
+        escaped = {name: escape(value) for name, value in personal.items()}
+        return Rendered(
+            subject=_put(frame.subject, one_line),
+            text=_put(frame.text, personal),
+            html=_put(frame.html, escaped),
+            language=language,
+        )
+
+
+def _put(rendered: str, values: dict[str, str]) -> str:
+    return _MARK.sub(lambda match: values[_BY_MARK[match[0]]], rendered)
+
+
 def render(
     campaign: Campaign,
     account: LegacyAccount,
@@ -90,17 +162,10 @@ def render(
     unsubscribe_url: str,
     language: str | None = None,
 ) -> Rendered:
-    """The subject and bodies for one account, in its language unless one is given."""
-    language = language or language_for(account, campaign)
-    with translation.override(language):
-        values = {
-            "name": account.name or _("customer"),
-            "service": account.service.name,
-            "member_number": account.masked_external_id,
-            "incentive": account.service.incentive,
-            "link": link,
-        }
-        return _render(campaign, language, step, values, unsubscribe_url)
+    """One email's subject and bodies (a preview, a test send)."""
+    return Renderer(campaign).render(
+        account, step=step, link=link, unsubscribe_url=unsubscribe_url, language=language
+    )
 
 
 def _render(
@@ -127,15 +192,20 @@ def _render(
 
 
 def build_message(
-    campaign: Campaign, delivery: Delivery, account: LegacyAccount, *, token: str
+    campaign: Campaign,
+    delivery: Delivery,
+    account: LegacyAccount,
+    *,
+    token: str,
+    renderer: Renderer | None = None,
 ) -> EmailMultiAlternatives:
     """The email of one delivery, with its personal link (the raw token, which only
     this message ever carries)."""
-    link = settings.SITE_URL + reverse("campaigns:landing", args=[token])
+    renderer = renderer or Renderer(campaign)
     code = unsubscribe_code(delivery.pk)
-    unsubscribe_url = settings.SITE_URL + reverse("campaigns:unsubscribe", args=[code])
-    rendered = render(
-        campaign, account, step=delivery.step, link=link, unsubscribe_url=unsubscribe_url
+    unsubscribe_url = renderer.unsubscribe_url(code)
+    rendered = renderer.render(
+        account, step=delivery.step, link=renderer.link(token), unsubscribe_url=unsubscribe_url
     )
     mailto = f"mailto:{unsubscribe_mailto()}?subject={quote('unsubscribe ' + code)}"
     message = EmailMultiAlternatives(

@@ -159,23 +159,30 @@ def send_claimed(mail: BaseEmailBackend, campaign: Campaign, deliveries: list[De
         _release(deliveries, statuses=[S.CLAIMED])
         raise MailServerUnavailable(str(exc)) from exc
     size = settings.CAMPAIGN_BATCH_SIZE
+    renderer = content.Renderer(campaign)
     sent = 0
     for start in range(0, len(deliveries), size):
         try:
-            sent += send_batch(mail, campaign, deliveries[start : start + size])
+            sent += send_batch(mail, campaign, deliveries[start : start + size], renderer)
         except (MailServerUnavailable, DatabaseError):
             _release(deliveries[start + size :], statuses=[S.CLAIMED])
             raise
     return sent
 
 
-def send_batch(mail: BaseEmailBackend, campaign: Campaign, batch: list[Delivery]) -> int:
+def send_batch(
+    mail: BaseEmailBackend,
+    campaign: Campaign,
+    batch: list[Delivery],
+    renderer: content.Renderer | None = None,
+) -> int:
     """Hand one batch over (one conditional UPDATE, committed), send it, record what
     the server said (one UPDATE for those it took); how many it took."""
+    renderer = renderer or content.Renderer(campaign)
     tokens = {delivery.pk: secrets.token_urlsafe(32) for delivery in batch}
     messages = {
         delivery.pk: content.build_message(
-            campaign, delivery, delivery.account, token=tokens[delivery.pk]
+            campaign, delivery, delivery.account, token=tokens[delivery.pk], renderer=renderer
         )
         for delivery in batch
     }
