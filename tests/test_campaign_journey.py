@@ -56,12 +56,8 @@ def test_a_legacy_customer_links_through_the_campaign_link(
     submit(page, "/accounts/confirm-email/")
     expect(page).to_have_url(live_site + "/c/confirm/")
     page.screenshot(path=screenshot_path("journey-campaign-confirm"), full_page=True)
-    page.get_by_test_id("confirm-link").click()
-    # Step-up: the password again before linking; then the confirmation goes through.
-    expect(page).to_have_url(re.compile(re.escape(live_site) + r"/accounts/reauthenticate/"))
-    page.get_by_label(re.compile(r"^パスワード:?$")).fill(PASSWORD)
-    submit(page, "/accounts/reauthenticate/")
-
+    # Signing up and confirming the address just now was the sign-in: no password again.
+    submit(page, "/c/confirm/")
     expect(page).to_have_url(live_site + "/link/")
     expect(page.locator(".linked .member-number")).to_have_text("****8765")
     customer = Customer.objects.get(email=EMAIL)
