@@ -437,3 +437,36 @@ def test_one_chunk_of_several_services_and_languages_says_each_its_own(
     assert "山田様" in said("a@example.jp") and "ショップ特典" in said("a@example.jp")
     assert "佐藤様" in said("b@example.jp") and "アプリ特典" in said("b@example.jp")
     assert "Dear Jane" in said("c@example.jp") and "app bonus" in said("c@example.jp")
+
+
+def test_an_email_that_cannot_be_built_fails_alone_and_the_batch_goes_on(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    campaign = _started(make_campaign, make_account, 4)
+    # A record whose address would inject a header: Django refuses to build it.
+    Delivery.objects.filter(email="m1@example.jp").update(email="m1@example.jp\nBcc: x@evil.jp")
+
+    assert send_everything(campaign) == 3
+
+    assert smtp_sink.recipients() == {"m0@example.jp": 1, "m2@example.jp": 1, "m3@example.jp": 1}
+    refused = Delivery.objects.get(email__startswith="m1@")
+    assert refused.status == "failed" and "cannot be sent" in refused.error
+    assert refused.token_hash is None
+
+
+def test_any_email_backend_sends_a_campaign_and_each_email_names_its_delivery(
+    make_campaign, make_account, settings, mailoutbox
+):
+    # An email service through anymail: its test backend, which keeps what it was given.
+    settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    campaign = _started(make_campaign, make_account, 3)
+
+    assert send_everything(campaign) == 3
+
+    sent = {message.to[0]: message for message in mailoutbox}
+    assert set(sent) == {"m0@example.jp", "m1@example.jp", "m2@example.jp"}
+    for delivery in Delivery.objects.all():
+        assert delivery.status == "sent"
+        message = sent[delivery.email]
+        assert message.anymail_test_params["metadata"] == {"delivery": str(delivery.pk)}
+        assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

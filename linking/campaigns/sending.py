@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.backends.base import BaseEmailBackend
@@ -66,6 +66,7 @@ class Outcome:
     error: str = ""
     bounced: bool = False  # the recipient was refused: suppress the address
     closed: bool = False  # the server closed the connection (421)
+    reset: bool = False  # the next email needs a new connection
 
 
 def token_hash(token: str) -> str:
@@ -197,6 +198,7 @@ def send_batch(
         outcome = outcomes[delivery.pk] = _send(mail, messages[delivery.pk])
         if outcome.status == "unknown" or outcome.closed:
             broken = outcome
+        if broken or outcome.reset:
             close(mail)  # the connection may be anywhere in the SMTP dialogue
     _with_retries(lambda: _record(campaign, batch, outcomes))
     if broken is not None:
@@ -262,6 +264,10 @@ def _send(mail: BaseEmailBackend, message: EmailMessage) -> Outcome:
         if exc.status_code is not None and 400 <= exc.status_code < 500:
             return Outcome("failed", error=str(exc)[:1000])
         return Outcome("unknown", error=f"no answer from the email service: {exc}"[:1000])
+    except (AnymailError, ValueError) as exc:
+        # Refused before it went out (an address that cannot be encoded, say); the
+        # SMTP dialogue may have begun, so the next email gets a new connection.
+        return Outcome("failed", error=f"cannot be sent: {exc}"[:1000], reset=True)
     except (OSError, smtplib.SMTPException) as exc:
         return Outcome("unknown", error=f"connection lost: {exc}"[:1000])
     if not sent:
