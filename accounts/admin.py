@@ -3,7 +3,13 @@ from django.contrib.auth.admin import UserAdmin
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import ConsentNotice, ConsentRecord, Customer, IssuedUnifiedID
+from accounts.models import (
+    BackchannelLogout,
+    ConsentNotice,
+    ConsentRecord,
+    Customer,
+    IssuedUnifiedID,
+)
 
 
 @admin.register(Customer)
@@ -96,3 +102,10 @@ class ConsentRecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(BackchannelLogout)
+class BackchannelLogoutAdmin(admin.ModelAdmin):
+    """A group service's back-channel logout URI (accounts.oidc_logout)."""
+
+    list_display = ("client", "uri")

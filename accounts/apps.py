@@ -7,4 +7,4 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Customers")
 
     def ready(self) -> None:
-        from accounts import notifications, sessions  # noqa: F401  (signal receivers)
+        from accounts import notifications, oidc_logout, sessions  # noqa: F401  (signal receivers)

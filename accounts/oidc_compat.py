@@ -6,10 +6,13 @@ upgrade that changes them fails there first.
 
 import base64
 import binascii
+import hashlib
 import json
 from urllib.parse import quote, unquote_plus
 
+import jwt
 from allauth.idp.oidc.models import Token
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 
@@ -84,3 +87,13 @@ def answer_as_signed_out(request: HttpRequest) -> None:
     customer: with prompt=none it then answers login_required (its silent-login check
     reads the request's user)."""
     request.user = AnonymousUser()
+
+
+def key_id(pem: str) -> str:
+    """The kid allauth gives a key in its JWKS and ID tokens: the RFC 7638 thumbprint
+    of the public key. Logout tokens, signed here, carry the same."""
+    public = load_pem_private_key(pem.encode(), password=None).public_key()
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
+    canonical = json.dumps({name: jwk[name] for name in ("e", "kty", "n")}, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

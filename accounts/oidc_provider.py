@@ -43,6 +43,7 @@ CLAIMS_SUPPORTED = [
     "amr",
     "azp",
     "at_hash",
+    "sid",
     "email",
     "email_verified",
     "name",
@@ -135,6 +136,8 @@ class OIDCAdapter(DefaultOIDCAdapter):
             id_token["acr"] = grant.acr
             if grant.amr:
                 id_token["amr"] = list(grant.amr)
+            if grant.sid:
+                id_token["sid"] = grant.sid
             return
         # A code issued before grants were recorded: the last sign-in is the best known.
         customer = self.get_user_by_sub(client, id_token.get("sub"))
@@ -152,7 +155,8 @@ class OIDCAdapter(DefaultOIDCAdapter):
 
     def populate_server_metadata(self, data: dict) -> None:
         """Advertise only what works: the code flow (PKCE), refresh, client
-        credentials; query response mode; no request objects; no device flow."""
+        credentials; query response mode; no request objects; no device flow;
+        back-channel logout (accounts.oidc_logout)."""
         data.pop("device_authorization_endpoint", None)
         data.update(
             {
@@ -169,6 +173,8 @@ class OIDCAdapter(DefaultOIDCAdapter):
                 "request_parameter_supported": False,
                 "request_uri_parameter_supported": False,
                 "acr_values_supported": list(ACR_VALUES),
+                "backchannel_logout_supported": True,
+                "backchannel_logout_session_supported": True,
             }
         )
 

@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts import oidc_compat, oidc_provider
+from accounts import oidc_compat, oidc_logout, oidc_provider
 from accounts.models import ProviderGrant, SpentRefreshToken
 from accounts.reauth import reauthentication_url
 from linking import audit, throttle
@@ -228,6 +228,7 @@ def _record_grant(request: HttpRequest, response: HttpResponse) -> None:
         acr=now.acr,
         claims=claims,
         session_key=request.session.session_key or "",
+        sid=oidc_logout.session_sid(request),
     )
 
 

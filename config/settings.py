@@ -532,6 +532,8 @@ def _oidc_private_keys() -> list[dict]:
 
 IDP_OIDC_PRIVATE_KEYS = _oidc_private_keys()
 IDP_OIDC_INTROSPECTION_ENABLED = True
+# Ending a session from the session list tells the services it signed into.
+USERSESSIONS_ADAPTER = "accounts.oidc_logout.UserSessionsAdapter"
 CELERY_BEAT_SCHEDULE["oidc-prune-grants"] = {
     "task": "accounts.prune_provider_grants",
     "schedule": 3600.0,

@@ -154,3 +154,10 @@ def test_allauth_answers_prompt_none_without_a_signed_in_customer_login_required
     request that really has nobody signed in."""
     response = _authorize(Client(), store_app, prompt="none")
     assert parse_qs(urlsplit(response["Location"]).query)["error"] == ["login_required"]
+
+
+def test_allauth_names_a_key_by_its_rfc_7638_thumbprint(settings):
+    """key_id: the logout tokens signed here carry the kid allauth publishes."""
+    [published] = Client().get("/.well-known/jwks.json").json()["keys"]
+    [key] = settings.IDP_OIDC_PRIVATE_KEYS
+    assert oidc_compat.key_id(key["pem"]) == published["kid"]

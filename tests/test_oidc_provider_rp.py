@@ -2,7 +2,8 @@
 OpenID provider through a real browser (Chromium): the authorization code flow with
 PKCE, with client_secret_basic (a secret full of characters that form-urlencoding
 changes) and with client_secret_post, max_age (pyoidc checks auth_time), a `claims`
-request, refresh and refresh-token reuse, and a signing-key rotation."""
+request, refresh and refresh-token reuse, a signing-key rotation, and back-channel
+logout when the customer signs out."""
 
 import re
 import time
@@ -14,6 +15,7 @@ from oic.oic import Client as RelyingParty
 from oic.oic.message import (
     AccessTokenResponse,
     AuthorizationResponse,
+    BackChannelLogoutRequest,
     Claims,
     ClaimsRequest,
     IdToken,
@@ -25,12 +27,12 @@ from oic.utils.authn.client import CLIENT_AUTHN_METHOD
 from oic.utils.keyio import KeyJar
 from playwright.sync_api import Page, expect
 
-from accounts.models import SpentRefreshToken
+from accounts.models import BackchannelLogout, SpentRefreshToken
 from accounts.oidc_keys import development_key, published_keys
 from tests.conftest import PASSWORD
-from tests.fixtures.browser import submit
+from tests.fixtures.browser import sign_out, submit
 
-pytest_plugins = ["tests.fixtures.api"]
+pytest_plugins = ["tests.fixtures.api", "tests.fixtures.oidc"]
 pytestmark = pytest.mark.browser
 
 RP_ORIGIN = "https://store.example.jp"
@@ -274,3 +276,33 @@ def test_a_claims_request_for_the_signed_in_customers_own_sub_goes_through(
     callback = _browser_signs_in(page, login.url)
     assert "error" not in parse_qs(urlsplit(callback).query)
     assert login.finish(callback, "client_secret_post")["id_token"]["sub"] == hanako.unified_id
+
+
+def test_signing_out_sends_a_logout_token_the_library_verifies(
+    page: Page, op: str, store_app, hanako, logout_receiver, logout_worker
+):
+    BackchannelLogout.objects.create(client=store_app.client, uri=logout_receiver.url)
+    rp = _relying_party(op, store_app, "client_secret_basic")
+    login = Login(rp)
+    tokens = login.finish(_browser_signs_in(page, login.url), "client_secret_basic")
+
+    page.goto(op + "/me/")
+    sign_out(page, op)
+
+    [body] = logout_receiver.bodies
+    sent = body["logout_token"][0]
+    request = BackChannelLogoutRequest(logout_token=sent)
+    assert request.verify(keyjar=rp.keyjar, aud=store_app.client_id, iss=op)
+    header, payload, signature = sent.split(".")
+    forged = ".".join([header, payload, signature[::-1]])
+    with pytest.raises(Exception):  # noqa: B017 (pyoidc raises several kinds)
+        BackChannelLogoutRequest(logout_token=forged).verify(
+            keyjar=rp.keyjar, aud=store_app.client_id, iss=op
+        )
+    logout_token = request["logout_token"]
+    assert (logout_token["sub"], logout_token["sid"]) == (
+        hanako.unified_id,
+        tokens["id_token"]["sid"],
+    )
+    ended = rp.do_access_token_refresh(state=login.state, authn_method="client_secret_basic")
+    assert isinstance(ended, TokenErrorResponse) and ended["error"] == "invalid_grant"

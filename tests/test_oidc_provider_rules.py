@@ -6,9 +6,7 @@ auth_time, acr and amr in the ID token, client authentication (form-urldecoded
 Basic credentials, limits per client and per address counted before the secret is
 checked, one password hash per attempt known client or not), introspection."""
 
-import base64
 import json
-import re
 import threading
 from datetime import timedelta
 from urllib.parse import parse_qs, quote_plus, urlsplit
@@ -25,12 +23,17 @@ from accounts.hashers import Argon2idPasswordHasher
 from accounts.models import ProviderGrant, SpentRefreshToken
 from accounts.tasks import prune_provider_grants
 from tests.fixtures.mfa import pass_second_factor, sign_in_with_password
+from tests.oidc_support import (
+    CALLBACK,
+    TOKEN,
+    answer_at_callback,
+    authorization_code,
+    authorize,
+    basic,
+)
 
 pytest_plugins = ["tests.fixtures.api"]
 
-CALLBACK = "https://store.example.jp/auth/callback"
-AUTHORIZE = "/identity/o/authorize"
-TOKEN = "/identity/o/api/token"
 INTROSPECT = "/identity/o/api/introspect"
 OLD_STYLE_SECRET = "a%2B$#&@^+=b c"
 
@@ -51,50 +54,11 @@ def signed_in(client: Client, make_customer) -> Client:
     return client
 
 
-def _authorize(client: Client, app, **params):
-    query = {
-        "client_id": app.client_id,
-        "response_type": "code",
-        "scope": "openid email",
-        "redirect_uri": CALLBACK,
-        "state": "st-1",
-        "nonce": "n-1",
-        **params,
-    }
-    return client.get(AUTHORIZE, query)
-
-
-def _error_at_callback(response) -> dict:
-    assert response.status_code == 302, response.content[:300]
-    location = response["Location"]
-    assert location.startswith(CALLBACK), location
-    return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
-
-
-def _code(client: Client, app, **params) -> str:
-    """Authorize and consent; returns the code at the callback."""
-    page = _authorize(client, app, **params)
-    assert page.status_code == 200, page.content[:300]
-    signed = re.search(r'name="request" value="([^"]+)"', page.content.decode()).group(1)
-    response = client.post(
-        AUTHORIZE, {"request": signed, "scopes": ["openid", "email"], "action": "grant"}
-    )
-    answer = _error_at_callback(response)
-    assert "error" not in answer, answer
-    return answer["code"]
-
-
-def _basic(client_id: str, secret: str, *, encode: bool = True) -> str:
-    if encode:
-        client_id, secret = quote_plus(client_id), quote_plus(secret)
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-
-
 def _id_token(app, code: str) -> dict:
     response = Client().post(
         TOKEN,
         {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK},
-        HTTP_AUTHORIZATION=_basic(app.client_id, app.secret),
+        HTTP_AUTHORIZATION=basic(app.client_id, app.secret),
     )
     assert response.status_code == 200, response.content
     return jwt.decode(response.json()["id_token"], options={"verify_signature": False})
@@ -118,6 +82,8 @@ def test_discovery_advertises_only_what_works(client: Client):
     assert config["claims_parameter_supported"] is True
     assert {"sub", "auth_time", "acr", "amr", "email", "name"} <= set(config["claims_supported"])
     assert config["acr_values_supported"] == ["1", "2"]
+    assert config["backchannel_logout_supported"] is True
+    assert config["backchannel_logout_session_supported"] is True
     assert config["introspection_endpoint"].endswith(INTROSPECT)
     assert client.post("/identity/o/api/device/code", {"client_id": "x"}).status_code == 404
     assert client.get("/identity/o/device").status_code == 404
@@ -138,12 +104,12 @@ def test_discovery_advertises_only_what_works(client: Client):
     ],
 )
 def test_unsupported_requests_are_refused_at_the_callback(client, store_app, params, error):
-    answer = _error_at_callback(_authorize(client, store_app, **params))
+    answer = answer_at_callback(authorize(client, store_app, **params))
     assert (answer["error"], answer["state"]) == (error, "st-1")
 
 
 def test_a_refusal_goes_only_to_a_registered_redirect_uri(client, store_app):
-    response = _authorize(
+    response = authorize(
         client, store_app, request="e30.e30.", redirect_uri="https://evil.example/cb"
     )
     assert response.status_code == 400
@@ -152,32 +118,32 @@ def test_a_refusal_goes_only_to_a_registered_redirect_uri(client, store_app):
 
 @pytest.mark.parametrize("claims", ["[1]", '"x"', "{", '{"id_token": 5}', '{"userinfo": []}'])
 def test_a_malformed_claims_request_is_invalid_request(signed_in, store_app, claims):
-    answer = _error_at_callback(_authorize(signed_in, store_app, claims=claims))
+    answer = answer_at_callback(authorize(signed_in, store_app, claims=claims))
     assert answer["error"] == "invalid_request"
 
 
 def test_a_claims_request_for_someone_else_is_login_required(signed_in, store_app):
     claims = json.dumps({"id_token": {"sub": {"value": "999999999999"}}})
-    answer = _error_at_callback(_authorize(signed_in, store_app, claims=claims))
+    answer = answer_at_callback(authorize(signed_in, store_app, claims=claims))
     assert answer["error"] == "login_required"
 
 
 def test_an_essential_second_factor_for_a_customer_without_one_is_unmet(signed_in, store_app):
     claims = json.dumps({"id_token": {"acr": {"essential": True, "values": ["2"]}}})
-    answer = _error_at_callback(_authorize(signed_in, store_app, claims=claims))
+    answer = answer_at_callback(authorize(signed_in, store_app, claims=claims))
     assert answer["error"] == "unmet_authentication_requirements"
 
 
 def test_prompt_none_with_a_sign_in_older_than_max_age_is_login_required(signed_in, store_app):
-    answer = _error_at_callback(_authorize(signed_in, store_app, prompt="none", max_age="0"))
+    answer = answer_at_callback(authorize(signed_in, store_app, prompt="none", max_age="0"))
     assert answer["error"] == "login_required"
-    assert _error_at_callback(_authorize(signed_in, store_app, max_age="-1"))["error"] == (
+    assert answer_at_callback(authorize(signed_in, store_app, max_age="-1"))["error"] == (
         "invalid_request"
     )
 
 
 def test_max_age_sends_a_signed_in_customer_to_re_authenticate_once(signed_in, store_app):
-    response = _authorize(signed_in, store_app, max_age="0")
+    response = authorize(signed_in, store_app, max_age="0")
     assert response.status_code == 302
     assert urlsplit(response["Location"]).path == "/accounts/reauthenticate/"
     back = parse_qs(urlsplit(response["Location"]).query)["next"][0]
@@ -185,7 +151,7 @@ def test_max_age_sends_a_signed_in_customer_to_re_authenticate_once(signed_in, s
     # Back at the authorization endpoint, the re-authentication counts: consent is next.
     assert signed_in.get(back).status_code == 200
     # A later request with max_age=0 asks again.
-    assert _authorize(signed_in, store_app, max_age="0").status_code == 302
+    assert authorize(signed_in, store_app, max_age="0").status_code == 302
 
 
 # --- the ID token ----------------------------------------------------------------
@@ -193,7 +159,7 @@ def test_max_age_sends_a_signed_in_customer_to_re_authenticate_once(signed_in, s
 
 def test_the_id_token_says_when_and_how_the_customer_signed_in(signed_in, store_app):
     claims = json.dumps({"id_token": {"email": {"essential": True}}, "userinfo": None})
-    token = _id_token(store_app, _code(signed_in, store_app, claims=claims))
+    token = _id_token(store_app, authorization_code(signed_in, store_app, claims=claims))
     grant = ProviderGrant.objects.get()
     assert token["auth_time"] == int(grant.auth_time.timestamp())
     assert (token["acr"], token["amr"], token["email"]) == ("1", ["pwd"], "hanako@example.jp")
@@ -208,7 +174,7 @@ def test_a_second_factor_gives_acr_2_and_amr_otp_and_mfa(
     sign_in_with_password(client, customer)
     pass_second_factor(client, device)
     claims = json.dumps({"id_token": {"acr": {"essential": True, "values": ["2"]}}})
-    token = _id_token(store_app, _code(client, store_app, claims=claims))
+    token = _id_token(store_app, authorization_code(client, store_app, claims=claims))
     assert (token["acr"], token["amr"]) == ("2", ["pwd", "otp", "mfa"])
 
 
@@ -231,9 +197,9 @@ def _client_credentials(header: str, ip: str = "203.0.113.5"):
 
 
 def test_basic_credentials_are_form_urldecoded(old_style_app):
-    assert _client_credentials(_basic(old_style_app.client_id, OLD_STYLE_SECRET)).status_code == 200
+    assert _client_credentials(basic(old_style_app.client_id, OLD_STYLE_SECRET)).status_code == 200
     # Sent without the encoding RFC 6749 §2.3.1 asks for, "+" is a space: wrong secret.
-    raw = _basic(old_style_app.client_id, OLD_STYLE_SECRET, encode=False)
+    raw = basic(old_style_app.client_id, OLD_STYLE_SECRET, encode=False)
     assert _client_credentials(raw).status_code == 401
 
 
@@ -270,35 +236,35 @@ def test_a_known_client_is_refused_after_its_limit_before_its_secret_is_checked(
     old_style_app, hashes
 ):
     start = [CountingHasher.computed]
-    wrong = _basic(old_style_app.client_id, "wrong-secret")
+    wrong = basic(old_style_app.client_id, "wrong-secret")
     for number in range(oidc_views.PER_CLIENT.max_failures):
         # Each from its own address: the per-client limit is what holds.
         assert _client_credentials(wrong, ip=f"203.0.113.{number}").status_code == 401
     assert hashes(start) == oidc_views.PER_CLIENT.max_failures
-    right = _basic(old_style_app.client_id, OLD_STYLE_SECRET)
+    right = basic(old_style_app.client_id, OLD_STYLE_SECRET)
     refused = _client_credentials(right, ip="198.51.100.1")
     assert refused.status_code == 429 and refused.json()["error"] == "temporarily_unavailable"
     assert hashes(start) == 0
 
 
 def test_unknown_clients_cost_one_hash_each_and_count_per_address(old_style_app, hashes):
-    _client_credentials(_basic("warm-up", "x"), ip="192.0.2.200")  # the dummy hash is made
+    _client_credentials(basic("warm-up", "x"), ip="192.0.2.200")  # the dummy hash is made
     start = [CountingHasher.computed]
     for number in range(oidc_views.PER_ADDRESS.max_failures):
-        unknown = _basic(f"no-such-client-{number}", "some-secret")
+        unknown = basic(f"no-such-client-{number}", "some-secret")
         assert _client_credentials(unknown).status_code == 401
     assert hashes(start) == oidc_views.PER_ADDRESS.max_failures
-    known_wrong = _basic(old_style_app.client_id, "wrong")
+    known_wrong = basic(old_style_app.client_id, "wrong")
     assert _client_credentials(known_wrong, ip="192.0.2.1").status_code == 401
     assert hashes(start) == 1  # a known client with a wrong secret: the same one hash
     # From the address that used up its limit even the right secret is not checked.
-    right = _basic(old_style_app.client_id, OLD_STYLE_SECRET)
+    right = basic(old_style_app.client_id, OLD_STYLE_SECRET)
     assert _client_credentials(right).status_code == 429
     assert hashes(start) == 0
 
 
 def test_successes_do_not_use_up_the_limit(old_style_app):
-    right = _basic(old_style_app.client_id, OLD_STYLE_SECRET)
+    right = basic(old_style_app.client_id, OLD_STYLE_SECRET)
     for _ in range(oidc_views.PER_CLIENT.max_failures + 5):
         assert _client_credentials(right).status_code == 200
 
@@ -313,10 +279,10 @@ def test_a_service_introspects_its_own_tokens_with_how_the_customer_signed_in(
         TOKEN,
         {
             "grant_type": "authorization_code",
-            "code": _code(signed_in, store_app),
+            "code": authorization_code(signed_in, store_app),
             "redirect_uri": CALLBACK,
         },
-        HTTP_AUTHORIZATION=_basic(store_app.client_id, store_app.secret),
+        HTTP_AUTHORIZATION=basic(store_app.client_id, store_app.secret),
     )
     access_token = response.json()["access_token"]
     answer = (
@@ -324,7 +290,7 @@ def test_a_service_introspects_its_own_tokens_with_how_the_customer_signed_in(
         .post(
             INTROSPECT,
             {"token": access_token},
-            HTTP_AUTHORIZATION=_basic(store_app.client_id, store_app.secret),
+            HTTP_AUTHORIZATION=basic(store_app.client_id, store_app.secret),
         )
         .json()
     )
@@ -337,7 +303,7 @@ def test_a_service_introspects_its_own_tokens_with_how_the_customer_signed_in(
     foreign = Client().post(
         INTROSPECT,
         {"token": access_token},
-        HTTP_AUTHORIZATION=_basic(other.client_id, other.secret),
+        HTTP_AUTHORIZATION=basic(other.client_id, other.secret),
     )
     assert foreign.json() == {"active": False}
 
@@ -350,15 +316,15 @@ def test_grants_and_spent_tokens_no_token_can_use_are_pruned(signed_in, store_ap
         TOKEN,
         {
             "grant_type": "authorization_code",
-            "code": _code(signed_in, store_app),
+            "code": authorization_code(signed_in, store_app),
             "redirect_uri": CALLBACK,
         },
-        HTTP_AUTHORIZATION=_basic(store_app.client_id, store_app.secret),
+        HTTP_AUTHORIZATION=basic(store_app.client_id, store_app.secret),
     )
     refreshed = Client().post(
         TOKEN,
         {"grant_type": "refresh_token", "refresh_token": response.json()["refresh_token"]},
-        HTTP_AUTHORIZATION=_basic(store_app.client_id, store_app.secret),
+        HTTP_AUTHORIZATION=basic(store_app.client_id, store_app.secret),
     )
     assert refreshed.status_code == 200
     long_ago = timezone.now() - timedelta(days=60)
