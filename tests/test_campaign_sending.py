@@ -470,3 +470,23 @@ def test_any_email_backend_sends_a_campaign_and_each_email_names_its_delivery(
         message = sent[delivery.email]
         assert message.anymail_test_params["metadata"] == {"delivery": str(delivery.pk)}
         assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_a_cancel_stops_claimed_emails_and_beat_settles_what_a_dead_sender_handed_over(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    campaign = _started(make_campaign, make_account, 4)
+    claimed = sending.claim(campaign.pk, 4)
+    # One batch handed over by a sender that then died; the other still only claimed.
+    sending._hand_over(campaign, claimed[:2], {d.pk: f"t{d.pk}" for d in claimed[:2]})
+
+    control.cancel(campaign)
+    assert sending.send_claimed(get_connection(), campaign, claimed[2:]) == 0
+    Delivery.objects.filter(status="sending").update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    control.tick()
+
+    assert smtp_sink.count() == 0
+    statuses = list(Delivery.objects.order_by("pk").values_list("status", flat=True))
+    assert statuses == ["unconfirmed", "unconfirmed", "cancelled", "cancelled"]

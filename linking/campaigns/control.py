@@ -63,9 +63,10 @@ def cancel(campaign: Campaign) -> None:
             status__in=[Status.DRAFT, Status.SCHEDULED, Status.SENDING, Status.PAUSED],
         ).update(status=Status.CANCELLED, finished_at=timezone.now()):
             raise NotAllowed
-        Delivery.objects.filter(campaign=campaign, status=Delivery.Status.PENDING).update(
-            status=Delivery.Status.CANCELLED
-        )
+        # Claimed ones too: a sender's hand-over then finds them gone.
+        Delivery.objects.filter(
+            campaign=campaign, status__in=[Delivery.Status.PENDING, Delivery.Status.CLAIMED]
+        ).update(status=Delivery.Status.CANCELLED)
     campaign.refresh_from_db()
 
 
@@ -86,6 +87,10 @@ def tick() -> None:
         "pk", flat=True
     ):
         _begin(pk)
+    # Senders stop for a paused or cancelled campaign: settle what a dead one left.
+    sending.expire_handed_over(
+        Delivery.objects.filter(campaign__status__in=[Status.PAUSED, Status.CANCELLED]), now
+    )
     stale = now - timedelta(seconds=settings.CAMPAIGN_LEASE_SECONDS)
     for campaign in Campaign.objects.filter(status=Status.SENDING, started_at__isnull=False):
         stalled = campaign.senders_seen_at is None or campaign.senders_seen_at < stale

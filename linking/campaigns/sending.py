@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
@@ -29,6 +29,7 @@ from django.db.models import (
     Min,
     OuterRef,
     Q,
+    QuerySet,
     Value,
     When,
 )
@@ -113,11 +114,7 @@ def claim(campaign_id: int, limit: int) -> list[Delivery]:
     now = timezone.now()
     name = uuid.uuid4().hex
     rows = Delivery.objects.filter(campaign_id=campaign_id)
-    rows.filter(status=S.SENDING, lease_until__lt=now).update(
-        status=S.UNCONFIRMED,
-        lease_until=None,
-        error="handed to the mail server; its answer was never recorded",
-    )
+    expire_handed_over(rows, now)
     with transaction.atomic():
         ids = list(
             rows.filter(status=S.CLAIMED, lease_until__lt=now)
@@ -147,6 +144,16 @@ def claim(campaign_id: int, limit: int) -> list[Delivery]:
         Delivery.objects.filter(pk__in=ids, claim=name, status=S.CLAIMED)
         .select_related("account__service")
         .order_by("pk")
+    )
+
+
+def expire_handed_over(rows: QuerySet[Delivery], now: datetime) -> None:
+    """Handed over, the lease ended, the answer never recorded (the sender died or
+    lost the database): unconfirmed, and never sent again."""
+    rows.filter(status=S.SENDING, lease_until__lt=now).update(
+        status=S.UNCONFIRMED,
+        lease_until=None,
+        error="handed to the mail server; its answer was never recorded",
     )
 
 
