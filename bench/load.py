@@ -7,8 +7,10 @@ accounts (Argon2id hashes, about 30 ms per check, like the customers' passwords)
 and an API client, starts gunicorn (2 x cores + 1 sync workers), and runs CUSTOMERS
 threads for SECONDS. Each customer repeats: sign in, link center, service page,
 claim one of their own accounts (one claim in five goes for an account every
-customer knows the password of, so claims race), link center, API resolve, sign
-out, with 1-3 s of think time between steps. Each customer comes from its own
+customer knows the password of, so claims race), link center, a link vouched for by
+the service (its backend pushes a link request, the customer opens and confirms it,
+the backend exchanges the code; "vouch confirm" is the confirm step), API resolve,
+sign out, with 1-3 s of think time between steps. Each customer comes from its own
 address (X-Forwarded-For, TRUSTED_PROXY_COUNT=1), as behind a load balancer.
 
 Link events and audit entries are append-only, so each run seeds its own service,
@@ -50,6 +52,7 @@ LEGACY_PASSWORD = "legacy-pass-2026"
 SERVICE = "bench-load"
 EMAIL = "load{:04d}-{}@bench.example.jp"
 REQUEST_TIMEOUT = 120
+RETURN_URL = "https://store.bench.example.jp/unified-id/return"
 _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
@@ -173,7 +176,7 @@ def seed(customers: int) -> Seeded:
 
     run = f"{int(time.time()):x}"
     service = LegacyService.objects.create(
-        code=f"{SERVICE}-{run}", name_ja="負荷試験ストア", accepted_proofs=["password"]
+        code=f"{SERVICE}-{run}", name_ja="負荷試験ストア", accepted_proofs=["password", "vouched"]
     )
     hasher = Argon2idPasswordHasher()
     customer_hash = make_password(PASSWORD, hasher=hasher)
@@ -213,7 +216,9 @@ def seed(customers: int) -> Seeded:
     client.set_scopes(list(API_SCOPES))
     client.set_grant_types(["client_credentials"])
     client.save()
-    access = ServiceClient.objects.create(client=client, rate_limit_per_minute=10_000_000)
+    access = ServiceClient.objects.create(
+        client=client, rate_limit_per_minute=10_000_000, return_urls=[RETURN_URL]
+    )
     access.services.set([service])
     return Seeded(service.code, emails, own, contested, client.id, secret)
 
@@ -241,7 +246,7 @@ class Tally:
     def failed(self, action: str, error: Exception) -> None:
         with self.lock:
             self.failures[f"{action} {type(error).__name__}"] += 1
-            if action in ("claim", "reauth+claim"):
+            if action in ("claim", "reauth+claim", "vouch confirm"):
                 self.claim_attempts_unanswered += 1
 
     def server_errors(self) -> int:
@@ -355,6 +360,7 @@ class Customer:
             self.pause()
             self.timed("link center", "GET", "/link/")
             self.pause()
+        self.vouch()
         external_id = self.rng.choice(self.seeded.contested + self.seeded.own[self.number])
         self.timed(
             "api resolve",
@@ -372,6 +378,46 @@ class Customer:
         )
         self.pause()
 
+    def vouch(self) -> None:
+        """The service's backend pushes a link request for one of the customer's own
+        accounts; the customer opens it and confirms; the backend exchanges the code."""
+        if not self.mine:
+            return
+        target = self.mine.pop()
+        pushed = self.timed(
+            "vouch push",
+            "POST",
+            "/api/v1/link-requests",
+            session=self.api,
+            json={
+                "service": self.seeded.service_code,
+                "external_id": target,
+                "return_url": RETURN_URL,
+            },
+        )
+        if pushed.status_code != 201:
+            return
+        path = pushed.json()["url"].removeprefix(self.url)
+        page = self.timed("vouch page", "GET", path)
+        self.pause()
+        confirmed = self.timed(
+            "vouch confirm", "POST", path, data={"csrfmiddlewaretoken": self.csrf(page.text)}
+        )
+        where = confirmed.headers.get("Location", "")
+        if not (confirmed.status_code == 302 and where.startswith(RETURN_URL + "?code=")):
+            with self.tally.lock:
+                self.tally.unexpected[f"vouch {confirmed.status_code} {where[:40]}"] += 1
+            return
+        code = where.split("code=", 1)[1].split("&", 1)[0]
+        result = self.timed(
+            "vouch exchange", "POST", "/api/v1/link-results", session=self.api, json={"code": code}
+        )
+        if result.status_code == 200 and result.json()["result"] == "linked":
+            self.won.add(target)
+            with self.tally.lock:
+                self.tally.confirmed.append((target, self.number))
+        self.pause()
+
     def pick(self) -> str | None:
         """Mostly one of their own accounts; one time in five a contested one."""
         if self.rng.random() < 0.2:
@@ -384,7 +430,7 @@ class Customer:
 def fetch_token(url: str, seeded: Seeded) -> str:
     response = requests.post(
         f"{url}/identity/o/api/token",
-        data={"grant_type": "client_credentials", "scope": "resolve"},
+        data={"grant_type": "client_credentials", "scope": "resolve link_requests"},
         auth=(seeded.client_id, seeded.client_secret),
         timeout=REQUEST_TIMEOUT,
     )
@@ -525,6 +571,9 @@ def main() -> None:
                 "seconds": seconds,
                 "p95_ms": round(percentile(all_latencies, 0.95) * 1000, 1),
                 "claims": len(tally.confirmed),
+                "vouch_confirm_p95_ms": round(
+                    percentile(tally.latencies["vouch confirm"], 0.95) * 1000, 1
+                ),
                 "server_errors": tally.server_errors(),
                 "pass": not problems,
                 "quick": args.quick,

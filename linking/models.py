@@ -27,6 +27,7 @@ class Proof(models.TextChoices):
     EMAIL_MATCH = "email_match", _("verified email match")
     CAMPAIGN = "campaign", _("campaign link")
     STAFF = "staff", _("staff assisted")
+    VOUCHED = "vouched", _("vouched by the service")
 
 
 class ActorKind(models.TextChoices):
@@ -62,6 +63,14 @@ class LegacyService(models.Model):
     incentive_en = models.TextField(_("incentive (English)"), blank=True)
     default_language = models.CharField(
         _("default language"), max_length=2, choices=Language.choices, default=Language.JA
+    )
+    link_page_url = models.URLField(
+        _("the service's own link page"),
+        blank=True,
+        help_text=_(
+            "Where {{ service_link }} in a campaign email points (e.g. the store's page with "
+            "the link button); empty: the personal link to this site."
+        ),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
@@ -217,13 +226,19 @@ class LinkEvent(AppendOnlyModel):
         LINK = "link", _("link")
         UNLINK = "unlink", _("unlink")
 
-    account = models.ForeignKey(LegacyAccount, on_delete=models.PROTECT, related_name="link_events")
+    account = models.ForeignKey(
+        LegacyAccount,
+        on_delete=models.PROTECT,
+        related_name="link_events",
+        verbose_name=_("legacy account"),
+    )
     customer = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="link_events",
+        verbose_name=_("customer"),
     )
     # Kept when the customer is deleted, so the history still says whose it was.
     customer_unified_id = models.CharField(_("unified ID"), max_length=32, blank=True)
@@ -236,6 +251,7 @@ class LinkEvent(AppendOnlyModel):
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("actor"),
     )
     campaign_id = models.PositiveBigIntegerField(_("campaign"), null=True, blank=True)
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
@@ -255,7 +271,7 @@ class LinkEvent(AppendOnlyModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.action} {self.account_id} {self.customer_unified_id}"
+        return f"{self.get_action_display()} {self.account_id} {self.customer_unified_id}"
 
 
 _REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
@@ -287,6 +303,7 @@ class AuditEvent(AppendOnlyModel):
         null=True,
         blank=True,
         related_name="audit_events",
+        verbose_name=_("customer"),
     )
     customer_unified_id = models.CharField(_("unified ID"), max_length=32, blank=True)
     actor_kind = models.CharField(
@@ -298,6 +315,7 @@ class AuditEvent(AppendOnlyModel):
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("actor"),
     )
     account = models.ForeignKey(
         LegacyAccount,
@@ -305,6 +323,7 @@ class AuditEvent(AppendOnlyModel):
         null=True,
         blank=True,
         related_name="audit_events",
+        verbose_name=_("legacy account"),
     )
     method = models.CharField(_("method"), max_length=20, blank=True)
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
@@ -322,7 +341,7 @@ class AuditEvent(AppendOnlyModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.reference} {self.action}"
+        return self.reference
 
 
 class OwnershipCode(models.Model):
@@ -387,7 +406,12 @@ class ImportJob(models.Model):
     )
     error = models.TextField(_("error"), blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from linking import views
+from linking import views, vouched_views
 
 app_name = "linking"
 urlpatterns = [
@@ -11,4 +11,6 @@ urlpatterns = [
     path("service/<slug:code>/sign-in/", views.oidc_start, name="oidc_start"),
     path("sign-in/callback/", views.oidc_callback, name="oidc_callback"),
     path("account/<int:pk>/unlink/", views.unlink, name="unlink"),
+    path("from-service/<str:handle>/", vouched_views.confirm, name="vouched"),
+    path("from-service/<str:handle>/cancel/", vouched_views.cancel, name="vouched_cancel"),
 ]

@@ -375,6 +375,8 @@ def test_the_openapi_document_describes_every_endpoint(client):
         "/resolve/batch",
         "/unified-ids/{unified_id}/accounts",
         "/link-events",
+        "/link-requests",
+        "/link-results",
     }
     flow = document["components"]["securitySchemes"]["clientCredentials"]["flows"]
     assert flow["clientCredentials"]["tokenUrl"].endswith("/identity/o/api/token")

@@ -35,7 +35,13 @@ def test_schemathesis_with_every_check_finds_nothing(
         proof="code",
         request=None,
     )
-    token = fetch_token(make_client(services=[service]))
+    # ... and so are its link requests: the service allows them, the URL is registered.
+    service.accepted_proofs = ["code", "vouched"]
+    service.save()
+    registered = make_client(services=[service])
+    registered.access.return_urls = [openapi.EXAMPLE_RETURN_URL]
+    registered.access.save()
+    token = fetch_token(registered)
 
     run = subprocess.run(
         [
@@ -57,7 +63,7 @@ def test_schemathesis_with_every_check_finds_nothing(
     )
 
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "4 selected / 4 total" in run.stdout
+    assert "6 selected / 6 total" in run.stdout
 
 
 def test_the_document_describes_every_api_route_and_only_those(client):

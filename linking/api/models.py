@@ -13,7 +13,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
-from allauth.idp.oidc.models import Client
+from allauth.idp.oidc.models import Client, Token
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -28,7 +28,8 @@ from linking.models import AppendOnlyModel, LegacyAccount, LegacyService
 SCOPE_RESOLVE = "resolve"
 SCOPE_REVERSE = "reverse"
 SCOPE_EVENTS = "events"
-API_SCOPES = (SCOPE_RESOLVE, SCOPE_REVERSE, SCOPE_EVENTS)
+SCOPE_LINK_REQUESTS = "link_requests"
+API_SCOPES = (SCOPE_RESOLVE, SCOPE_REVERSE, SCOPE_EVENTS, SCOPE_LINK_REQUESTS)
 
 
 def new_webhook_secret() -> str:
@@ -54,6 +55,15 @@ class ServiceClient(models.Model):
         help_text=_("The API and webhooks show this client only accounts at these services."),
     )
     rate_limit_per_minute = models.PositiveIntegerField(_("requests per minute"), default=60_000)
+    return_urls = models.JSONField(
+        _("return URLs of link requests"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Where a customer may be sent back after a link request, matched exactly, e.g. "
+            '["https://store.example.jp/unified-id/return"].'
+        ),
+    )
     webhook_url = models.URLField(_("webhook URL"), blank=True)
     # The HMAC key both sides must hold, so it is kept as is (not hashed); shown to
     # staff once, when it is made or rotated.
@@ -111,11 +121,55 @@ class ServiceClient(models.Model):
         return [self.webhook_secret]
 
 
+class LinkRequest(models.Model):
+    """A link request pushed by a group service's backend for its signed-in customer
+    (like RFC 9126's pushed authorization request): the browser carries only an
+    opaque handle; the result goes back as a one-time code the backend exchanges.
+    Handle and code are stored as SHA-256 digests (both are 256 random bits)."""
+
+    class Result(models.TextChoices):
+        LINKED = "linked", _("linked")
+        ALREADY_LINKED = "already_linked", _("already theirs")
+        LINKED_ELSEWHERE = "linked_elsewhere", _("linked to another unified ID")
+        CANCELLED = "cancelled", _("cancelled")
+
+    client = models.ForeignKey(
+        ServiceClient, on_delete=models.CASCADE, related_name="link_requests"
+    )
+    account = models.ForeignKey(LegacyAccount, on_delete=models.CASCADE, related_name="+")
+    return_url = models.CharField(_("return URL"), max_length=500)
+    state = models.CharField(_("state"), max_length=200, blank=True)
+    handle_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    # The first signed-in customer who opens the link; nobody else may use it.
+    customer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    result = models.CharField(_("result"), max_length=20, choices=Result.choices, blank=True)
+    reference = models.CharField(_("audit reference"), max_length=8, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    code_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    code_expires_at = models.DateTimeField(null=True, blank=True)
+    exchanged_at = models.DateTimeField(_("exchanged at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("link request")
+        verbose_name_plural = _("link requests")
+
+    def __str__(self) -> str:
+        return f"link request {self.pk} ({self.result or 'open'})"
+
+
 class ApiCall(AppendOnlyModel):
     """One API call: who asked what, when, and what they were told. Compact on
     purpose (one narrow row per call, no foreign-key checks on the hot path)."""
 
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
     client_id = models.CharField(_("client"), max_length=100)
     endpoint = models.CharField(_("endpoint"), max_length=16)
     status = models.PositiveSmallIntegerField(_("status"))
@@ -164,7 +218,7 @@ class WebhookDelivery(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
-    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(_("leased until"), null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(
         _("last HTTP status"), null=True, blank=True
     )
@@ -228,3 +282,13 @@ class AccountSequence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}: {self.last}"
+
+
+class ProviderToken(Token):
+    """allauth's OpenID provider token as staff see it in the admin (a proxy: no
+    table of its own), named in both languages."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("sign-in token")
+        verbose_name_plural = _("sign-in tokens")

@@ -9,11 +9,12 @@ from django.urls import reverse
 
 from accounts import unified_id
 from linking.api import problems, ratelimit, rules
-from linking.api.models import SCOPE_EVENTS, SCOPE_RESOLVE, SCOPE_REVERSE
+from linking.api.models import SCOPE_EVENTS, SCOPE_LINK_REQUESTS, SCOPE_RESOLVE, SCOPE_REVERSE
 
 # The examples the document shows (schemathesis's first requests, too).
 EXAMPLE_SERVICE = "store"
 EXAMPLE_EXTERNAL_ID = "S0001"
+EXAMPLE_RETURN_URL = "https://store.example.jp/unified-id/return"
 EXAMPLE_UNIFIED_ID = unified_id.display("12345678901" + unified_id.check_digit("12345678901"))
 
 _SERVICE = {
@@ -46,9 +47,16 @@ def _problem(status: int, description: str, kinds: list[problems.Kind]) -> dict:
     headers = [] if status == 401 else ["RateLimit-Policy", "RateLimit"]
     headers += {401: ["WWW-Authenticate"], 403: ["WWW-Authenticate"]}.get(status, [])
     headers += {405: ["Allow"], 429: ["Retry-After"]}.get(status, [])
+    described = _headers(*headers)
+    if status == 403 and kinds != [problems.INSUFFICIENT_SCOPE]:
+        described["WWW-Authenticate"] = {
+            "description": "The Bearer challenge, with insufficient_scope only.",
+            "required": False,
+            "schema": {"type": "string", "pattern": "^Bearer realm="},
+        }
     return {
         "description": description,
-        "headers": _headers(*headers),
+        "headers": described,
         "content": {
             problems.CONTENT_TYPE: {
                 "schema": {
@@ -99,7 +107,7 @@ def _operation(operation_id: str, summary: str, scope: str, responses: dict, **e
         "operationId": operation_id,
         "summary": summary,
         "security": [{"clientCredentials": [scope]}],
-        "responses": {**responses, **_COMMON_ERRORS},
+        "responses": {**_COMMON_ERRORS, **responses},
         **extra,
     }
 
@@ -112,6 +120,25 @@ def _not_found() -> dict:
     return _problem(404, "No linked account this client may see.", [problems.NOT_FOUND])
 
 
+def _json_body(schema_name: str, example: dict) -> dict:
+    return {
+        "required": True,
+        "content": {
+            rules.JSON: {
+                "schema": {"$ref": f"#/components/schemas/{schema_name}"},
+                "example": example,
+            }
+        },
+    }
+
+
+def _body_errors(max_body: int) -> dict:
+    return {
+        "413": _problem(413, f"The body is over {max_body:,} bytes.", [problems.BODY_TOO_LARGE]),
+        "415": _problem(415, f"The body is not {rules.JSON}.", [problems.UNSUPPORTED_MEDIA_TYPE]),
+    }
+
+
 def document(*, server_url: str) -> dict:
     site = server_url.removesuffix("/api/v1")
     max_body = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
@@ -119,7 +146,7 @@ def document(*, server_url: str) -> dict:
         "openapi": "3.1.0",
         "info": {
             "title": "Unified ID API for group services",
-            "version": "1.1.0",
+            "version": "1.2.0",
             "description": (
                 "Which unified ID owns a legacy account, which accounts a unified ID "
                 "has linked, and the history of links. A client sees only the legacy "
@@ -269,6 +296,67 @@ def document(*, server_url: str) -> dict:
                     ],
                 )
             },
+            "/link-requests": {
+                "post": _operation(
+                    "pushLinkRequest",
+                    "Push a link request for the service's signed-in customer",
+                    SCOPE_LINK_REQUESTS,
+                    {
+                        "201": {
+                            **_json("Send the customer's browser to url.", "PushedLinkRequest"),
+                        },
+                        "400": _malformed(
+                            "The body is not a LinkRequest, or a field is malformed."
+                        ),
+                        "403": _problem(
+                            403,
+                            "The token lacks the scope, the return_url is not one registered "
+                            "for this client (exact match), or the service's policy does not "
+                            "accept links vouched for by the service.",
+                            [
+                                problems.INSUFFICIENT_SCOPE,
+                                problems.RETURN_URL_NOT_REGISTERED,
+                                problems.VOUCHING_NOT_ALLOWED,
+                            ],
+                        ),
+                        "404": _problem(
+                            404,
+                            "No such account at a service this client may see.",
+                            [problems.NOT_FOUND],
+                        ),
+                        **_body_errors(max_body),
+                    },
+                    requestBody=_json_body(
+                        "LinkRequest",
+                        {
+                            "service": EXAMPLE_SERVICE,
+                            "external_id": EXAMPLE_EXTERNAL_ID,
+                            "return_url": EXAMPLE_RETURN_URL,
+                            "state": "af0ifjsldkj",
+                        },
+                    ),
+                )
+            },
+            "/link-results": {
+                "post": _operation(
+                    "exchangeLinkResult",
+                    "Exchange the code the return URL got for the result, once",
+                    SCOPE_LINK_REQUESTS,
+                    {
+                        "200": _json("The result of the link request.", "LinkResult"),
+                        "400": _malformed('The body is not {"code": ...}, or a malformed code.'),
+                        "404": _problem(
+                            404,
+                            "The code is unknown, expired, already exchanged, or another client's.",
+                            [problems.NOT_FOUND],
+                        ),
+                        **_body_errors(max_body),
+                    },
+                    requestBody=_json_body(
+                        "LinkResultRequest", {"code": "Pq3dJ6o6t0bXCMmA2s9g1eOHc8vBz7LkQwErTyUiOpA"}
+                    ),
+                )
+            },
         },
         "components": {
             "securitySchemes": {
@@ -282,6 +370,10 @@ def document(*, server_url: str) -> dict:
                                 SCOPE_RESOLVE: "Resolve legacy accounts to unified IDs.",
                                 SCOPE_REVERSE: "List the accounts linked to a unified ID.",
                                 SCOPE_EVENTS: "Read the feed of link events.",
+                                SCOPE_LINK_REQUESTS: (
+                                    "Push link requests for signed-in customers and "
+                                    "exchange their results."
+                                ),
                             },
                         }
                     },
@@ -413,6 +505,70 @@ def document(*, server_url: str) -> dict:
                                 },
                             },
                         },
+                    },
+                },
+                "LinkRequest": {
+                    "type": "object",
+                    "required": ["service", "external_id", "return_url"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "service": _SERVICE,
+                        "external_id": _EXTERNAL_ID,
+                        "return_url": {
+                            "type": "string",
+                            "maxLength": rules.RETURN_URL_MAX,
+                            "pattern": rules.RETURN_URL,
+                            "description": "One of the client's registered return URLs, exactly.",
+                        },
+                        "state": {
+                            "type": "string",
+                            "maxLength": rules.STATE_MAX,
+                            "pattern": rules.STATE,
+                            "description": "Sent back with the code, as given (CSRF protection).",
+                        },
+                    },
+                },
+                "PushedLinkRequest": {
+                    "type": "object",
+                    "required": ["request_uri", "url", "expires_in"],
+                    "properties": {
+                        "request_uri": {"type": "string"},
+                        "url": {"type": "string", "format": "uri"},
+                        "expires_in": {"type": "integer"},
+                    },
+                },
+                "LinkResultRequest": {
+                    "type": "object",
+                    "required": ["code"],
+                    "additionalProperties": False,
+                    "properties": {"code": {"type": "string", "pattern": rules.CODE}},
+                },
+                "LinkResult": {
+                    "type": "object",
+                    "required": [
+                        "result",
+                        "service",
+                        "external_id",
+                        "unified_id",
+                        "reference",
+                        "state",
+                    ],
+                    "properties": {
+                        "result": {
+                            "type": "string",
+                            "enum": ["linked", "already_linked", "linked_elsewhere", "cancelled"],
+                        },
+                        "service": {"type": "string"},
+                        "external_id": {"type": "string"},
+                        "unified_id": {
+                            "oneOf": [_UNIFIED_ID, {"type": "null"}],
+                            "description": "The customer's, when linked or already linked.",
+                        },
+                        "reference": {
+                            "type": ["string", "null"],
+                            "description": "The audit reference of a linked_elsewhere conflict.",
+                        },
+                        "state": {"type": "string"},
                     },
                 },
                 "LinkEventPage": {

@@ -32,6 +32,8 @@ TOO_MANY_ITEMS = Kind(400, "too_many_items", "Too many items")
 MISSING_TOKEN = Kind(401, "missing_token", "Bearer token required")
 INVALID_TOKEN = Kind(401, "invalid_token", "Invalid bearer token")
 INSUFFICIENT_SCOPE = Kind(403, "insufficient_scope", "Insufficient scope")
+RETURN_URL_NOT_REGISTERED = Kind(403, "return_url_not_registered", "Return URL not registered")
+VOUCHING_NOT_ALLOWED = Kind(403, "vouching_not_allowed", "Vouching not allowed")
 NOT_FOUND = Kind(404, "not_found", "Not found")
 METHOD_NOT_ALLOWED = Kind(405, "method_not_allowed", "Method not allowed")
 BODY_TOO_LARGE = Kind(413, "body_too_large", "Request body too large")
@@ -45,6 +47,8 @@ KINDS = (
     MISSING_TOKEN,
     INVALID_TOKEN,
     INSUFFICIENT_SCOPE,
+    RETURN_URL_NOT_REGISTERED,
+    VOUCHING_NOT_ALLOWED,
     NOT_FOUND,
     METHOD_NOT_ALLOWED,
     BODY_TOO_LARGE,

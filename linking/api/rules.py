@@ -21,6 +21,13 @@ _CONTROL = r"\x00-\x1f\x7f-\x9f"
 EXTERNAL_ID = f"^[^{_CONTROL}]{{1,{EXTERNAL_ID_MAX}}}$"
 # Twelve digits, grouped as on the member card or not: "1234 5678 9012".
 UNIFIED_ID = r"^[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4}$"
+# A link request's return URL (one of the client's, exactly), the service's state
+# (anything printable) and the code it exchanges (what the return URL got).
+RETURN_URL_MAX = 500
+RETURN_URL = f"^https?://[^{_CONTROL} ]{{1,{RETURN_URL_MAX - 8}}}$"
+STATE_MAX = 200
+STATE = f"^[^{_CONTROL}]{{0,{STATE_MAX}}}$"
+CODE = "^[-_a-zA-Z0-9]{43}$"
 # A next_cursor from an earlier page; empty or absent: from the start.
 CURSOR = r"^[0-9]{0,18}$"
 
@@ -35,3 +42,6 @@ is_service = _matcher(SERVICE)
 is_external_id = re.compile(f"[^{_CONTROL}\\ud800-\\udfff]{{1,{EXTERNAL_ID_MAX}}}").fullmatch
 is_unified_id = _matcher(UNIFIED_ID)
 is_cursor = _matcher(CURSOR)
+is_return_url = _matcher(RETURN_URL)
+is_state = re.compile(f"[^{_CONTROL}\\ud800-\\udfff]{{0,{STATE_MAX}}}").fullmatch
+is_code = _matcher(CODE)

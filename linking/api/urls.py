@@ -10,4 +10,6 @@ urlpatterns = [
     path("resolve/batch", views.resolve_batch, name="resolve_batch"),
     path("unified-ids/<str:unified_id>/accounts", views.reverse, name="reverse"),
     path("link-events", views.link_events, name="link_events"),
+    path("link-requests", views.link_request, name="link_requests"),
+    path("link-results", views.link_result, name="link_results"),
 ]

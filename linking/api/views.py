@@ -23,8 +23,15 @@ from accounts import unified_id as unified_ids
 from linking import audit
 from linking.api import auth, call_log, ratelimit, rules, selectors
 from linking.api import problems as p
-from linking.api.models import SCOPE_EVENTS, SCOPE_RESOLVE, SCOPE_REVERSE
+from linking.api.models import (
+    SCOPE_EVENTS,
+    SCOPE_LINK_REQUESTS,
+    SCOPE_RESOLVE,
+    SCOPE_REVERSE,
+    LinkRequest,
+)
 from linking.api.openapi import document
+from linking.proofs import vouched
 
 
 @dataclass
@@ -293,6 +300,100 @@ def link_events(request: HttpRequest, client: auth.ApiClient, call: Call) -> Htt
     next_cursor = events[-1]["id"] if events else str(after)
     return JsonResponse(
         {"events": events, "next_cursor": next_cursor, "has_more": len(rows) > limit}
+    )
+
+
+def _json_object(
+    request: HttpRequest, required: set[str], optional: set[str]
+) -> dict | HttpResponse:
+    """The body as a JSON object with exactly these keys, or the problem to answer."""
+    if request.content_type != rules.JSON:
+        return p.problem(p.UNSUPPORTED_MEDIA_TYPE, request, f"the body must be {rules.JSON}")
+    try:
+        payload = json.loads(request.body)
+    except (ValueError, RecursionError):
+        return p.problem(p.INVALID_REQUEST, request, "the body must be JSON")
+    if not isinstance(payload, dict) or not required <= payload.keys() <= required | optional:
+        keys = ", ".join(sorted(required))
+        return p.problem(p.INVALID_REQUEST, request, f"the body must be an object with {keys}")
+    return payload
+
+
+@api_endpoint(name="link_request", scope=SCOPE_LINK_REQUESTS, method="POST")
+def link_request(request: HttpRequest, client: auth.ApiClient, call: Call) -> HttpResponse:
+    """Push a link request for the service's signed-in customer (RFC 9126 style)."""
+    payload = _json_object(request, {"service", "external_id", "return_url"}, {"state"})
+    if isinstance(payload, HttpResponse):
+        return payload
+    service, external_id = payload["service"], payload["external_id"]
+    return_url, state = payload["return_url"], payload.get("state", "")
+    if not (
+        isinstance(service, str)
+        and isinstance(external_id, str)
+        and isinstance(return_url, str)
+        and isinstance(state, str)
+        and rules.is_service(service)
+        and rules.is_external_id(external_id)
+        and rules.is_return_url(return_url)
+        and rules.is_state(state)
+    ):
+        return p.problem(
+            p.INVALID_REQUEST, request, "service, external_id, return_url or state is malformed"
+        )
+    call.subjects = (f"{service}:{external_id}",)
+    service_id = client.services.get(service)
+    if service_id is None:
+        return p.problem(p.NOT_FOUND, request, "no account this client may see")
+    try:
+        pushed = vouched.push(
+            client_id=client.client_id,
+            service_id=service_id,
+            external_id=external_id,
+            return_url=return_url,
+            state=state,
+        )
+    except vouched.PushRefused as refused:
+        kind = {
+            "return_url_not_registered": p.RETURN_URL_NOT_REGISTERED,
+            "vouching_not_allowed": p.VOUCHING_NOT_ALLOWED,
+        }.get(refused.why, p.NOT_FOUND)
+        return p.problem(kind, request, refused.detail)
+    return JsonResponse(
+        {
+            "request_uri": pushed.request_uri,
+            "url": settings.SITE_URL + pushed.path,
+            "expires_in": pushed.expires_in,
+        },
+        status=201,
+    )
+
+
+@api_endpoint(name="link_result", scope=SCOPE_LINK_REQUESTS, method="POST")
+def link_result(request: HttpRequest, client: auth.ApiClient, call: Call) -> HttpResponse:
+    """Exchange the code the return URL got for the result, once."""
+    payload = _json_object(request, {"code"}, set())
+    if isinstance(payload, HttpResponse):
+        return payload
+    code = payload["code"]
+    if not isinstance(code, str) or not rules.is_code(code):
+        return p.problem(p.INVALID_REQUEST, request, "code is malformed")
+    found = vouched.exchange(client_id=client.client_id, code=code)
+    if found is None:
+        return p.problem(
+            p.NOT_FOUND, request, "no such code: unknown, expired, exchanged or another client's"
+        )
+    account = found.account
+    call.subjects = (f"{account.service.code}:{account.external_id}",)
+    theirs = found.result in (LinkRequest.Result.LINKED, LinkRequest.Result.ALREADY_LINKED)
+    return JsonResponse(
+        {
+            "result": found.result,
+            "service": account.service.code,
+            "external_id": account.external_id,
+            "unified_id": found.customer.unified_id if theirs else None,
+            "reference": found.reference or None,
+            "state": found.state,
+        }
     )
 
 
