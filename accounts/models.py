@@ -28,9 +28,9 @@ class IssuedUnifiedIDManager(models.Manager["IssuedUnifiedID"]):
 class IssuedUnifiedID(models.Model):
     """Every unified ID ever issued. Never deleted; retired when its customer leaves."""
 
-    unified_id = models.CharField(max_length=unified_id.LENGTH, primary_key=True)
-    issued_at = models.DateTimeField(default=timezone.now)
-    retired_at = models.DateTimeField(null=True, blank=True)
+    unified_id = models.CharField(_("unified ID"), max_length=unified_id.LENGTH, primary_key=True)
+    issued_at = models.DateTimeField(_("issued at"), default=timezone.now)
+    retired_at = models.DateTimeField(_("retired at"), null=True, blank=True)
 
     objects = IssuedUnifiedIDManager()
 
@@ -225,6 +225,7 @@ class ConsentRecord(models.Model):
         null=True,
         blank=True,
         related_name="consent_records",
+        verbose_name=_("customer"),
     )
     customer_unified_id = models.CharField(_("unified ID"), max_length=unified_id.LENGTH)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)

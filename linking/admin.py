@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from linking import import_jobs
 from linking.models import AuditEvent, ImportJob, LegacyAccount, LegacyService, LinkEvent
+from linking.staff import labels
 
 
 @admin.register(LegacyService)
@@ -49,32 +50,83 @@ class _AppendOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def _choice_filter(title: str, field: str, names: dict) -> type[admin.SimpleListFilter]:
+    """A filter over the values staff have names for (no DISTINCT over the table)."""
+
+    class Filter(admin.SimpleListFilter):
+        parameter_name = field
+
+        def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+            return list(names.items())
+
+        def queryset(self, request, queryset):
+            return queryset.filter(**{field: self.value()}) if self.value() else queryset
+
+    Filter.title = title
+    return Filter
+
+
+class _LabelledEventAdmin(_AppendOnlyAdmin):
+    @admin.display(description=_("reason"))
+    def reason_label(self, obj) -> str:
+        return labels.reason(obj.reason)
+
+
 @admin.register(LinkEvent)
-class LinkEventAdmin(_AppendOnlyAdmin):
-    list_display = ("created_at", "action", "account", "customer_unified_id", "proof", "actor_kind")
+class LinkEventAdmin(_LabelledEventAdmin):
+    list_display = (
+        "created_at",
+        "action",
+        "account",
+        "customer_unified_id",
+        "proof",
+        "actor_kind",
+        "reason_label",
+    )
     list_filter = ("action", "proof", "actor_kind")
     list_select_related = ("account__service",)
     search_fields = ("=customer_unified_id", "=account__external_id")
     date_hierarchy = "created_at"
+    fields = (
+        "created_at",
+        "action",
+        "account",
+        "customer",
+        "customer_unified_id",
+        "proof",
+        "actor_kind",
+        "actor",
+        "campaign_id",
+        "reason_label",
+        "ip",
+        "user_agent",
+    )
+    readonly_fields = fields
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(_AppendOnlyAdmin):
+class AuditEventAdmin(_LabelledEventAdmin):
     """The audit trail, read-only for everyone: by customer (unified ID or email),
-    actor (email), action and date."""
+    actor (email), action and date. Actions, methods and the system's reasons are
+    stored in English and shown in the staff member's language."""
 
     list_display = (
         "created_at",
         "reference",
-        "action",
+        "action_label",
         "customer_unified_id",
         "actor_kind",
         "actor",
-        "method",
-        "reason",
+        "method_label",
+        "reason_label",
         "ip",
     )
-    list_filter = ("action", "actor_kind", "method", ("created_at", admin.DateFieldListFilter))
+    list_filter = (
+        _choice_filter(_("action"), "action", labels.ACTIONS),
+        "actor_kind",
+        _choice_filter(_("method"), "method", labels.METHODS),
+        ("created_at", admin.DateFieldListFilter),
+    )
     list_select_related = ("actor",)
     search_fields = (
         "=reference",
@@ -85,6 +137,30 @@ class AuditEventAdmin(_AppendOnlyAdmin):
     )
     search_help_text = _("Reference, unified ID, customer or staff email, or member number.")
     date_hierarchy = "created_at"
+    fields = (
+        "created_at",
+        "reference",
+        "action_label",
+        "customer",
+        "customer_unified_id",
+        "actor_kind",
+        "actor",
+        "account",
+        "method_label",
+        "reason_label",
+        "ip",
+        "user_agent",
+        "data",
+    )
+    readonly_fields = fields
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_label(self, obj: AuditEvent) -> str:
+        return labels.action(obj.action)
+
+    @admin.display(description=_("method"), ordering="method")
+    def method_label(self, obj: AuditEvent) -> str:
+        return labels.method(obj.method)
 
 
 @admin.register(ImportJob)

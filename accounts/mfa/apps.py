@@ -5,4 +5,4 @@ from django.utils.translation import gettext_lazy as _
 class MfaConfig(AppConfig):
     name = "accounts.mfa"
     label = "mfa"
-    verbose_name = _("Second factor")
+    verbose_name = _("Sign-in security")

@@ -1,7 +1,9 @@
+from allauth.usersessions.models import UserSession
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 
 class BackupCode(models.Model):
@@ -24,3 +26,23 @@ class BackupCode(models.Model):
 
     def __str__(self) -> str:
         return f"backup code of {self.user_id}"
+
+
+class AuthenticatorApp(TOTPDevice):
+    """django-otp's TOTP device as staff see it in the admin (a proxy: no table of
+    its own), named in both languages; django-otp's own admin would show the keys."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("authenticator app")
+        verbose_name_plural = _("authenticator apps")
+
+
+class SignedInSession(UserSession):
+    """allauth's record of a signed-in browser as staff see it in the admin (a proxy),
+    named in both languages."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("signed-in session")
+        verbose_name_plural = _("signed-in sessions")

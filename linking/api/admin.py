@@ -4,7 +4,7 @@ delivery log, and redeliver."""
 
 from allauth.idp.oidc.adapter import get_adapter
 from allauth.idp.oidc.admin import ClientAdmin as AllauthClientAdmin
-from allauth.idp.oidc.models import Client
+from allauth.idp.oidc.models import Client, Token
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -12,7 +12,14 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from linking.api import webhooks
-from linking.api.models import ApiCall, ServiceClient, WebhookAttempt, WebhookDelivery
+from linking.api.admin_labels import ClientLabels, TokenLabels
+from linking.api.models import (
+    ApiCall,
+    ProviderToken,
+    ServiceClient,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 
 
 class ServiceClientInline(admin.StackedInline):
@@ -20,15 +27,22 @@ class ServiceClientInline(admin.StackedInline):
     can_delete = False
     max_num = 1
     filter_horizontal = ("services",)
-    fields = ("services", "rate_limit_per_minute", "webhook_url", "webhook_previous_secret_until")
+    fields = (
+        "services",
+        "rate_limit_per_minute",
+        "webhook_url",
+        "webhook_previous_secret_until",
+        "return_urls",
+    )
     readonly_fields = ("webhook_previous_secret_until",)
 
 
 admin.site.unregister(Client)
+admin.site.unregister(Token)
 
 
 @admin.register(Client)
-class ClientAdmin(AllauthClientAdmin):
+class ClientAdmin(ClientLabels, AllauthClientAdmin):
     """allauth's client admin: the secret is hashed and shown once at creation.
     Adds the API access inline, secret rotation and a webhook test ping."""
 
@@ -162,4 +176,16 @@ class ApiCallAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(ProviderToken)
+class ProviderTokenAdmin(TokenLabels, admin.ModelAdmin):
+    """Tokens issued to group services signing customers in with the unified ID:
+    read, or removed to revoke one."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

@@ -26,7 +26,7 @@ class Campaign(models.Model):
         FINISHED = "finished", _("finished")
         CANCELLED = "cancelled", _("cancelled")
 
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("campaign name"), max_length=200)
     services = models.ManyToManyField(
         LegacyService, related_name="campaigns", verbose_name=_("target services")
     )
@@ -157,10 +157,15 @@ class Delivery(models.Model):
         SKIPPED = "skipped", _("skipped")
         CANCELLED = "cancelled", _("cancelled")
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("campaign")
+    )
     step = models.PositiveSmallIntegerField(_("step"))
     account = models.ForeignKey(
-        LegacyAccount, on_delete=models.CASCADE, related_name="campaign_deliveries"
+        LegacyAccount,
+        on_delete=models.CASCADE,
+        related_name="campaign_deliveries",
+        verbose_name=_("legacy account"),
     )
     email = models.CharField(_("email"), max_length=254)
     email_key = models.CharField(_("email key"), max_length=254)
@@ -173,16 +178,16 @@ class Delivery(models.Model):
         _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
     )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
-    not_before = models.DateTimeField(default=timezone.now)
+    not_before = models.DateTimeField(_("not before"), default=timezone.now)
     # A sender owns a claimed or sending delivery until lease_until; claim names it.
-    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(_("leased until"), null=True, blank=True)
     claim = models.CharField(max_length=32, blank=True)
     error = models.TextField(_("error"), blank=True)
     sent_at = models.DateTimeField(_("handed to the mail server at"), null=True, blank=True)
 
     # The personal link: only the SHA-256 of its random token is kept.
     token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
-    token_expires_at = models.DateTimeField(null=True, blank=True)
+    token_expires_at = models.DateTimeField(_("link expires at"), null=True, blank=True)
 
     clicked_at = models.DateTimeField(_("clicked at"), null=True, blank=True)
     linked_at = models.DateTimeField(_("linked through the campaign at"), null=True, blank=True)
@@ -232,7 +237,12 @@ class Suppression(models.Model):
     email_key = models.CharField(_("email key"), max_length=254, unique=True)
     reason = models.CharField(_("reason"), max_length=15, choices=Reason.choices)
     campaign = models.ForeignKey(
-        Campaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Campaign,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("campaign"),
     )
     detail = models.TextField(_("detail"), blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
