@@ -230,4 +230,4 @@ def test_the_customer_gets_a_goodbye_mail_and_no_unlink_mails(
         client.post("/me/delete/", {"confirm": "on"})
 
     assert [m.to for m in mailoutbox] == [[EMAIL]]
-    assert hanako.unified_id in mailoutbox[0].body
+    assert hanako.unified_id_display in mailoutbox[0].body  # 1234 5678 9012, as on the card
