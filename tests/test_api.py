@@ -278,6 +278,18 @@ def test_every_authenticated_call_is_audited(store_client, store, make_account, 
     assert all(before <= at <= timezone.now() for _ip, at in stamps)
 
 
+def test_the_audit_keeps_the_longest_service_code_and_member_number_whole(
+    make_client, make_service
+):
+    service = make_service("s" * 50)
+    token = fetch_token(make_client("long codes", services=[service]))
+    external_id = "9" * 64
+
+    assert _resolve(token, service.code, external_id).status_code == 404  # nobody has it
+
+    assert ApiCall.objects.get().subject == f"{service.code}:{external_id}"
+
+
 def test_a_batch_records_every_account_it_asked_about(
     store_client, store, pos, make_account, customer
 ):

@@ -59,7 +59,7 @@ def call_rows(
     one moment."""
     now = timezone.now()
     return [
-        CallRow(client_id, endpoint, status, subject[:100], items, ip, now) for subject in subjects
+        CallRow(client_id, endpoint, status, subject[:120], items, ip, now) for subject in subjects
     ]
 
 

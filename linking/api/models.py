@@ -174,7 +174,8 @@ class ApiCall(AppendOnlyModel):
     endpoint = models.CharField(_("endpoint"), max_length=16)
     status = models.PositiveSmallIntegerField(_("status"))
     # What was asked: "service:external_id" or a unified ID; empty for a batch.
-    subject = models.CharField(_("subject"), max_length=100, blank=True)
+    # "service:external_id": a slug of up to 50 characters, a colon, up to 64.
+    subject = models.CharField(_("subject"), max_length=120, blank=True)
     items = models.PositiveIntegerField(_("items"), default=1)
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
 
