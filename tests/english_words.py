@@ -78,7 +78,7 @@ def words() -> frozenset[str]:
 # Addresses, URLs, file names and the names of products a page may mention.
 _NOT_TEXT = re.compile(
     r"\S+@\S+|https?://\S+|[\w.-]+\.(?:jp|com|txt|json)\b"
-    r"|(?:Google|Microsoft) Authenticator|1Password"
+    r"|(?:Google|Microsoft) Authenticator|1Password|HeadlessChrome"
 )
 
 

@@ -168,6 +168,13 @@ def test_a_customer_signs_up_links_by_every_proof_turns_on_mfa_exports_and_leave
     go(page, site + "/accounts/2fa/")
     expect(page.get_by_test_id("mfa-status")).to_have_text("オン")
 
+    # Where they are signed in, by device name.
+    page.goto(site + "/me/")
+    page.get_by_role("link", name="ログイン中の端末").click()
+    go(page, site + "/accounts/sessions/")
+    expect(page.locator("main h1")).to_have_text("ログイン中の端末")
+    expect(page.get_by_test_id("sessions")).to_contain_text("この端末")
+
     # Their data, then leaving.
     page.goto(site + "/me/export/")
     look(page)

@@ -1,6 +1,7 @@
 """Sessions: the list of where a customer is signed in, ending the others, and the
 idle and absolute timeouts (accounts.sessions)."""
 
+import re
 import time
 
 import pytest
@@ -27,8 +28,13 @@ def test_it_lists_each_signed_in_device_with_its_ip(customer):
 
     page = phone.get("/accounts/sessions/").content.decode()
 
-    assert "iPhone" in page and "Windows NT" in page
+    # Device names (ua-parser), not user-agent strings.
+    assert "Mobile Safari（iOS 18, iPhone）" in page and "Chrome（Windows 10）" in page
+    assert PHONE not in page and "Windows NT" not in page
     assert "198.51.100.7" in page and "203.0.113.9" in page
+    # The page is called what the link to it on /me/ says.
+    link = re.search(r'<a href="/accounts/sessions/">(.*?)</a>', phone.get("/me/").content.decode())
+    assert f"<h1>{link.group(1)}</h1>" in page
     assert UserSession.objects.filter(user=customer).count() == 2
 
 
