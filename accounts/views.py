@@ -125,6 +125,11 @@ def notice(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/notice.html", {"notice": consent.current_notice()})
 
 
+def terms(request: HttpRequest) -> HttpResponse:
+    """The terms of membership, linked from sign-up."""
+    return render(request, "accounts/terms.html")
+
+
 @never_cache
 @login_required
 def agreement(request: HttpRequest) -> HttpResponse:

@@ -19,6 +19,7 @@ urlpatterns = [
     path("me/export/", account_views.export_data, name="export_data"),
     path("me/delete/", account_views.delete_account, name="delete_account"),
     path("privacy/", account_views.notice, name="notice"),
+    path("terms/", account_views.terms, name="terms"),
     path("link/", include("linking.urls")),
     path("c/", include("linking.campaigns.urls")),
     # Email services' tracking webhooks (bounces, complaints): linking.campaigns.bounces.

@@ -5,15 +5,18 @@ walk through the site in Japanese asked for. The browser journey
 import html
 import re
 from datetime import timedelta
+from io import StringIO
 from urllib.parse import unquote
 
 import pytest
 from django.contrib.auth.hashers import make_password
+from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
+from accounts import consent
 from accounts.models import Customer
 from linking.campaigns import sending
 from linking.campaigns.models import Delivery
@@ -245,3 +248,17 @@ def _section(page: str, code: str) -> str:
     return re.search(
         rf'<section[^>]*aria-labelledby="service-{code}">.*?</section>', page, re.S
     ).group()
+
+
+def test_the_demo_publishes_a_privacy_notice_and_sign_up_links_it_and_the_terms(client, db):
+    call_command("seed_demo", stdout=StringIO())
+    notice = client.get("/privacy/").content.decode()
+    assert "利用目的" in notice
+    assert "まだ公開されていません" not in notice and "No notice" not in notice
+
+    signup = client.get("/accounts/signup/").content.decode()
+    terms_line = re.search(r'data-testid="signup-terms">(.*?)</p>', signup, re.S).group(1)
+    assert 'href="/terms/"' in terms_line and 'href="/privacy/"' in terms_line
+    assert "会員規約" in client.get("/terms/").content.decode()
+    demo = Customer.objects.get(email="demo@example.jp")
+    assert not consent.needs_agreement(demo)  # the demo customer agreed at sign-up

@@ -27,6 +27,11 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo customer {verb}: {DEMO_EMAIL} / {DEMO_PASSWORD}")
         self.stdout.write(f"Unified ID: {customer.unified_id_display}")
 
+        from accounts import demo as accounts_demo
+
+        notice = accounts_demo.seed_notice(customer)
+        self.stdout.write(f"Privacy notice: version {notice.version}, published")
+
         from linking import demo
 
         accounts = demo.seed(DEMO_EMAIL)
