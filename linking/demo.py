@@ -1,13 +1,15 @@
 """Demo data for `manage.py seed_demo`: three group services with realistic legacy
-records, a few of them the demo customer's (same email or phone)."""
+records, a few of them the demo customer's (same email or phone), and 90 days of
+other members' links with a finished campaign for the dashboard."""
 
 import random
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from django.contrib.auth.hashers import make_password
+from django.utils import timezone
 
 from linking import normalize
-from linking.models import LegacyAccount, LegacyService, Proof
+from linking.models import ActorKind, LegacyAccount, LegacyService, LinkEvent, Proof
 
 DEMO_STORE_NUMBER = "OS-100245"
 DEMO_STORE_PASSWORD = "store-pass-2026"  # noqa: S105 - the documented demo login at the old store
@@ -130,3 +132,93 @@ def seed(demo_email: str) -> int:
             )
             count += 1
     return count
+
+
+HISTORY_DAYS = 90
+HISTORY_REASON = "demo history"
+_PROOFS = {
+    "online-store": [Proof.PASSWORD, Proof.EMAIL_MATCH, Proof.CAMPAIGN, Proof.CODE],
+    "store-membership": [Proof.CODE, Proof.CAMPAIGN],
+    "newsletter": [Proof.EMAIL_MATCH, Proof.CODE, Proof.CAMPAIGN],
+}
+
+
+def seed_history(now: datetime | None = None) -> int:
+    """90 days of links by other (made-up) members and one finished campaign, so every
+    chart and the funnel of the dashboard show something on a fresh start. Once only;
+    never touches the demo customer's own accounts. Returns the links made."""
+    from accounts.models import Customer
+    from linking.campaigns.models import Campaign, CampaignStep, Delivery
+    from linking.staff import stats
+
+    if LinkEvent.objects.filter(reason=HISTORY_REASON).exists():
+        return 0
+    now = now or timezone.now()
+    rng = random.Random("history")  # the same history on every machine
+    start = now - timedelta(days=HISTORY_DAYS)
+    members = LegacyAccount.objects.filter(
+        owner__isnull=True, email__startswith="member"
+    ).select_related("service")
+    LegacyAccount.objects.filter(pk__in=[a.pk for a in members]).update(imported_at=start)
+    campaign = Campaign.objects.create(
+        name="秋の統合ID連携キャンペーン",
+        status=Campaign.Status.FINISHED,
+        start_at=now - timedelta(days=40),
+        started_at=now - timedelta(days=40),
+        finished_at=now - timedelta(days=26),
+        subject_ja="{{ name }}様、{{ service }}のアカウントを統合IDへ",
+        text_ja="{{ name }}様\n{{ service }}の会員番号 {{ member_number }} を統合IDに連携すると"
+        "{{ incentive }}\n{{ link }}",
+        subject_en="{{ name }}, link your {{ service }} account",
+        text_en="Dear {{ name }},\nlink member {{ member_number }}: {{ incentive }}\n{{ link }}",
+        sender_company="サンプル商事株式会社",
+        sender_address="東京都千代田区丸の内1-1-1",
+        sender_contact="support@example.jp",
+    )
+    campaign.services.set(LegacyService.objects.filter(code__in=[s["code"] for s in SERVICES]))
+    for number, days in ((0, 0), (1, 7)):
+        CampaignStep.objects.create(
+            campaign=campaign, number=number, days_after=days, planned_at=campaign.started_at
+        )
+    linked = 0
+    for index, account in enumerate(members):
+        mailed = index % 3 != 2  # two in three got the campaign mail
+        sent_at = campaign.started_at + timedelta(hours=rng.randrange(0, 48))
+        clicked = mailed and rng.random() < 0.55
+        links = rng.random() < (0.8 if clicked else 0.45)
+        when = (
+            sent_at + timedelta(hours=rng.randrange(1, 14 * 24))
+            if clicked and links
+            else start + timedelta(minutes=rng.randrange(0, HISTORY_DAYS * 24 * 60))
+        )
+        if links:
+            linked += 1
+            proof = Proof.CAMPAIGN if clicked else rng.choice(_PROOFS[account.service.code])
+            owner = Customer.objects.create_user(f"history{index:03d}@example.com", None)
+            LegacyAccount.objects.filter(pk=account.pk).update(owner=owner, linked_at=when)
+            LinkEvent.objects.create(
+                account=account,
+                customer=owner,
+                customer_unified_id=owner.unified_id,
+                action=LinkEvent.Action.LINK,
+                proof=proof,
+                actor_kind=ActorKind.CUSTOMER,
+                campaign_id=campaign.pk if proof == Proof.CAMPAIGN else None,
+                reason=HISTORY_REASON,
+                created_at=when,
+            )
+        if mailed:
+            Delivery.objects.create(
+                campaign=campaign,
+                step=0,
+                account=account,
+                email=account.email,
+                email_key=account.email_key,
+                language="ja",
+                status=Delivery.Status.SENT,
+                sent_at=sent_at,
+                clicked_at=sent_at + timedelta(hours=1) if clicked else None,
+                linked_at=when if clicked and links else None,
+            )
+    stats.refresh(now)
+    return linked

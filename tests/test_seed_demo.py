@@ -1,12 +1,18 @@
 import re
+from datetime import timedelta
 from io import StringIO
 
 from allauth.account.models import EmailAddress
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts import unified_id
 from accounts.models import Customer
+from linking import demo
+from linking.campaigns.models import Campaign
+from linking.models import LegacyAccount, LinkEvent
+from linking.staff import stats
 
 
 def _seed() -> str:
@@ -19,7 +25,8 @@ def test_seeding_twice_makes_one_verified_demo_customer(db):
     _seed()
     _seed()
 
-    customer = Customer.objects.get()
+    customer = Customer.objects.get(email="demo@example.jp")  # the others: demo history
+    assert EmailAddress.objects.filter(email="demo@example.jp").count() == 1
     assert unified_id.is_valid(customer.unified_id)
     address = EmailAddress.objects.get(user=customer)
     assert address.email == customer.email
@@ -39,3 +46,24 @@ def test_the_demo_customer_signs_in_with_the_printed_password(client, db):
     assert response["Location"] == reverse("me")
     page = client.get(reverse("me")).content.decode()
     assert Customer.objects.get(email=email).unified_id_display in page
+
+
+def test_the_demo_has_90_days_of_links_and_a_finished_campaign_for_the_dashboard(db):
+    _seed()
+    _seed()  # once only
+    links = LinkEvent.objects.filter(reason=demo.HISTORY_REASON)
+    days = {event.created_at.date() for event in links}
+    today = timezone.localdate()
+    assert len(days) >= 25
+    assert min(days) >= today - timedelta(days=demo.HISTORY_DAYS)
+    assert max(days) - min(days) >= timedelta(days=60)
+    assert links.values("proof").distinct().count() >= 3
+
+    board = stats.dashboard(today - timedelta(days=89), today)
+    assert len([day for day in board.days if day.links]) >= 25
+    (campaign,) = Campaign.objects.filter(status=Campaign.Status.FINISHED)
+    steps = stats.funnel(today - timedelta(days=89), today)
+    first = next(step for step in steps if step.campaign_id == campaign.pk)
+    assert first.sent > first.clicked > first.linked > 0
+    demo_customer = Customer.objects.get(email="demo@example.jp")
+    assert not LegacyAccount.objects.filter(owner=demo_customer).exists()
