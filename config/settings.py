@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "accounts.providers.google",
     "linking",
     "linking.campaigns",
+    "linking.matching",
     "anymail",
     "allauth.idp.oidc",
     "linking.api",
@@ -253,7 +254,7 @@ MAILBOX_VIEW = env_bool("MAILBOX_VIEW", DEBUG)
 SMS_BACKEND = env("SMS_BACKEND", "linking.sms.MailboxSmsBackend")
 
 # Celery: a broker on the file system by default (a real worker, no server);
-# Redis in production.
+# RabbitMQ (amqp://) in production (docs/operations.md).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -265,10 +266,22 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("amqp", "pyamqp")):
+    # The broker confirms each published task, so a task queued is a task kept.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
     }
+# A worker outlives a broker restart: it waits for the broker at start and after a
+# lost connection for as long as it takes; heartbeats notice a dead connection
+# within a minute. A task running when the connection drops finishes (stopping it
+# mid-batch would leave its emails unconfirmed); the broker hands it out again, and
+# the copy finds its deliveries taken and sends nothing.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_HEARTBEAT = 30
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -499,6 +512,13 @@ WEBHOOK_SECRET_OVERLAP_HOURS = env_int("WEBHOOK_SECRET_OVERLAP_HOURS", 72)
 # internal receivers: host[:port] or a network in CIDR notation.
 OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS")
 OUTBOUND_CA_BUNDLE = env("OUTBOUND_CA_BUNDLE")
+# Probabilistic 名寄せ (linking.matching): Splink on DuckDB in-process, or on Spark
+# (pyspark, the `spark` extra; a master URL such as spark://host:7077 for a cluster).
+MATCHING_BACKEND = env("MATCHING_BACKEND", "duckdb")
+MATCHING_SPARK_MASTER = env("MATCHING_SPARK_MASTER", "local[2]")
+MATCHING_SPARK_DRIVER_MEMORY = env("MATCHING_SPARK_DRIVER_MEMORY", "2g")
+MATCHING_SPARK_PARTITIONS = env_int("MATCHING_SPARK_PARTITIONS", 8)
+
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "webhooks.sweep", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["api-calls-prune"] = {"task": "api.prune_calls", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["webhooks-prune"] = {"task": "webhooks.prune", "schedule": 3600.0}

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
 
+from linking.matching import review
 from linking.models import LegacyAccount, LegacyService
 from linking.proofs.email_match import verified_email_keys
 
@@ -13,6 +14,8 @@ class ServiceRow:
     service: LegacyService
     linked: list[LegacyAccount] = field(default_factory=list)
     suggestions: list[LegacyAccount] = field(default_factory=list)
+    # From a confirmed 名寄せ group (linking.matching): linked only by a proof at the service.
+    also_yours: list[LegacyAccount] = field(default_factory=list)
 
 
 def linked_accounts(customer) -> QuerySet[LegacyAccount]:
@@ -44,6 +47,11 @@ def link_center(customer) -> tuple[list[ServiceRow], int]:
     for account in linked_accounts(customer):
         rows[account.service_id].linked.append(account)
         total_points += account.points
+    suggested = set()
     for account in suggestions(customer)[:50]:
         rows[account.service_id].suggestions.append(account)
+        suggested.add(account.pk)
+    for account in review.suggested_accounts(customer)[:50]:
+        if account.pk not in suggested:
+            rows[account.service_id].also_yours.append(account)
     return list(rows.values()), total_points
