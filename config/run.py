@@ -1,17 +1,22 @@
 """`make run`: the web server, a Celery worker and Celery beat in one terminal.
 
-Ctrl-C (or SIGTERM) stops all three; if one of them dies, the others are stopped.
+Ctrl-C (or SIGTERM) stops all three. A child that dies is started again, after 1 s,
+then twice as long each time it dies again within a minute, up to 30 s.
 """
 
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 DEFAULT_PORT = 8000
+FIRST_DELAY = 1.0
+MAX_DELAY = 30.0
+STEADY_SECONDS = 60.0  # a child that ran this long starts over at FIRST_DELAY
 LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "::", ""}  # noqa: S104
 
 
@@ -43,43 +48,68 @@ def processes(listen: str) -> dict[str, list[str]]:
     }
 
 
+def next_delay(previous: float, lived: float) -> float:
+    """Seconds to wait before starting a child again that died after `lived` seconds:
+    a child that keeps dying at once backs off, one that ran a while does not."""
+    if lived >= STEADY_SECONDS or previous <= 0:
+        return FIRST_DELAY
+    return min(previous * 2, MAX_DELAY)
+
+
+class Child:
+    """One supervised process: started again with backoff whenever it dies."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.name, self.command, self.env = name, command, env
+        self.delay = 0.0
+        self.restart_at: float | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, env=self.env)  # noqa: S603
+        self.started = time.monotonic()
+        self.restart_at = None
+        print(f"{self.name} started (pid {self.process.pid})", flush=True)
+
+    def check(self) -> None:
+        """Note a death (and when to start again), or start again when it is time."""
+        now = time.monotonic()
+        if self.restart_at is None and self.process.poll() is not None:
+            self.delay = next_delay(self.delay, now - self.started)
+            self.restart_at = now + self.delay
+            print(
+                f"{self.name} exited with {self.process.returncode}; "
+                f"starting it again in {self.delay:.0f} s",
+                flush=True,
+            )
+        elif self.restart_at is not None and now >= self.restart_at:
+            self.start()
+
+
 def main() -> int:
     listen, url = addresses(os.environ)
     env = {**os.environ, "SITE_URL": url.rstrip("/")}
     print(f"\n  Site:    {url}\n  Mailbox: {url}mailbox/", flush=True)
     print("  Demo login: demo@example.jp / demo-pass-2026", flush=True)
     print("  Ctrl-C stops the web server, the Celery worker and beat.\n", flush=True)
-    children = {
-        name: subprocess.Popen(cmd, env=env)  # noqa: S603
-        for name, cmd in processes(listen).items()
-    }
-    stopping = False
-
-    def stop(*_args) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    exit_code = 0
-    while not stopping:
-        for name, child in children.items():
-            if child.poll() is not None:
-                print(f"{name} exited with {child.returncode}; stopping the others", flush=True)
-                exit_code = child.returncode or 1
-                stopping = True
-        time.sleep(0.5)
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+    stopping = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_args: stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_args: stopping.set())
+    children = [Child(name, command, env) for name, command in processes(listen).items()]
+    while not stopping.wait(0.5):
+        for child in children:
+            child.check()
+    running = [child.process for child in children if child.process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 10
-    for child in children.values():
+    for process in running:
         try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
+            process.kill()
     print("stopped web, worker and beat", flush=True)
-    return exit_code
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""`make run` (config/run.py): it starts under a SITE_URL where passkeys cannot work, and
-says the address where the site answers."""
+"""`make run` (config/run.py): it starts under a SITE_URL where passkeys cannot work,
+says the address where the site answers, and starts a dead child again."""
 
+import contextlib
 import os
+import queue
 import re
 import signal
 import socket
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from config.run import addresses
+from config.run import addresses, next_delay
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SITE_LINE = re.compile(r"Site:\s+(\S+)")
@@ -104,3 +106,85 @@ def test_make_run_starts_under_an_http_ip_address_and_answers_where_it_says(tmp_
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.mark.parametrize(
+    ("previous", "lived", "delay"),
+    [(0, 0, 1), (1, 2, 2), (8, 0.5, 16), (16, 1, 30), (30, 1, 30), (30, 61, 1)],
+)
+def test_a_child_that_keeps_dying_backs_off_up_to_30_seconds(previous, lived, delay):
+    assert next_delay(previous, lived) == delay
+
+
+class _Lines:
+    """config.run's output, read by a thread, so a test waits for a line (or a
+    deadline) instead of sleeping."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(process,), daemon=True).start()
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, pattern: str, seconds: float = 90) -> re.Match:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if found := re.search(pattern, line):
+                return found
+        raise AssertionError(f"no line matching {pattern!r}; the last ones: {self.seen[-20:]}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A child the runner has not reaped yet is a zombie: dead all the same.
+    with contextlib.suppress(FileNotFoundError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    return False
+
+
+def test_a_killed_worker_comes_back_and_sigterm_still_stops_all_three(tmp_path):
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"SITE_URL", "RUN_ADDR", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL"}
+    }
+    env.update(VAR_DIR=str(tmp_path), DEBUG="1", PYTHONUNBUFFERED="1")
+    env["RUN_ADDR"] = f"127.0.0.1:{_free_port()}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "config.run"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = _Lines(process)
+    try:
+        first = int(output.wait_for(r"worker started \(pid (\d+)\)").group(1))
+        output.wait_for(r"celery@\S+ ready")
+        os.kill(first, signal.SIGKILL)
+        output.wait_for(rf"worker exited with -{signal.SIGKILL.value}; starting it again")
+        second = int(output.wait_for(r"worker started \(pid (\d+)\)").group(1))
+        assert second != first
+        output.wait_for(r"celery@\S+ ready")
+        process.send_signal(signal.SIGTERM)
+        output.wait_for("stopped web, worker and beat")
+        assert process.wait(timeout=30) == 0
+        assert not _alive(second)
+        assert "worker started" not in "".join(output.seen[-3:])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
