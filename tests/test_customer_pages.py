@@ -262,3 +262,20 @@ def test_the_demo_publishes_a_privacy_notice_and_sign_up_links_it_and_the_terms(
     assert "会員規約" in client.get("/terms/").content.decode()
     demo = Customer.objects.get(email="demo@example.jp")
     assert not consent.needs_agreement(demo)  # the demo customer agreed at sign-up
+
+
+def test_the_only_confirmed_address_offers_no_make_primary_or_resend(customer_client):
+    stepped_up(customer_client)
+    page = customer_client.get("/accounts/email/").content.decode()
+    assert "hanako@example.jp" in page and "確認済み" in page
+    assert "action_primary" not in page and "action_send" not in page
+    assert "Make Primary" not in page and "Re-send" not in page
+    assert 'name="action_add"' in page  # changing the address stays possible
+
+
+def test_sign_in_methods_show_no_empty_heading_without_providers(customer_client):
+    stepped_up(customer_client)
+    page = customer_client.get("/accounts/3rdparty/").content.decode()
+    assert "<h1>外部アカウントでのログイン</h1>" in page
+    assert "<h2>" not in page.split("<main", 1)[1]  # nothing to add: no heading over nothing
+    assert "Add a Third-Party Account" not in page
