@@ -1,15 +1,18 @@
 """In a real browser: a staff member signs in with password and TOTP and sees the
 dashboard; a screenshot is left in var/screenshots/staff-dashboard.png."""
 
+import re
+
 import pytest
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
-from tests.fixtures.browser import TIMEOUT_MS, screenshot_path
+from tests.fixtures.browser import TIMEOUT_MS, audit, screenshot_path
 
 pytestmark = pytest.mark.browser
+pytest_plugins = ["tests.fixtures.campaigns"]
 
 
 def test_staff_sign_in_with_totp_and_see_the_dashboard(
@@ -49,3 +52,63 @@ def test_staff_sign_in_with_totp_and_see_the_dashboard(
     finally:
         context.close()
     assert screenshot_path("staff-dashboard").stat().st_size > 10_000
+
+
+# Every kind of staff page: the second factor, the staff pages, lists with filters
+# and forms with the admin's widgets (split date and time, the two-list picker, an
+# inline of steps).
+STAFF_PAGES = (
+    "/admin/",
+    "/admin/dashboard/",
+    "/admin/search/?q=山田花子",
+    "/admin/matching/",
+    "/admin/backup-codes/",
+    "/admin/campaigns/campaign/",
+    "/admin/campaigns/campaign/add/",
+    "/admin/linking/auditevent/",
+    "/admin/linking/legacyaccount/",
+    "/admin/linking/importjob/",
+    "/admin/linking/importjob/add/",
+    "/admin/allauth_idp_oidc/client/add/",
+    "/admin/accounts/customer/",
+    "/admin/mfa/authenticatorapp/",
+)
+
+
+def test_staff_pages_pass_axe_core(
+    page, live_site, make_staff, make_account, make_customer, make_campaign
+):
+    """A new staff member enrolls an authenticator app and goes through the admin;
+    axe-core (the page fixture) finds nothing critical or serious on any page."""
+    from linking import claims
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    staff = make_staff("new.staff@example.jp", superuser=True, device=False)
+    hanako = make_customer("hanako@example.jp", name="山田 花子")
+    account = make_account("S0001234", email="hanako@example.jp", name="山田 花子")
+    claims.link(account=account, customer=hanako, proof="code", request=None)
+    campaign = make_campaign()
+
+    page.goto(live_site + "/admin/")
+    page.fill("input[name=username]", staff.email)
+    page.fill("input[name=password]", PASSWORD)
+    audit(page)
+    page.locator("form#login-form [type=submit]").click()
+    expect(page).to_have_url(re.compile(re.escape(live_site) + r"/admin/enroll/"))
+    expect(page.locator("[data-testid=totp-qr] svg")).to_be_visible()
+    expect(page.locator("#nav-sidebar")).to_have_count(0)
+    expect(page.get_by_test_id("staff-sign-out")).to_be_visible()
+    audit(page)
+    device = TOTPDevice.objects.get(user=staff, confirmed=False)
+    page.fill("input[name=token]", f"{totp(device.bin_key):06d}")
+    page.locator("#content form [type=submit]").click()
+    expect(page.get_by_test_id("backup-codes")).to_be_visible()
+    audit(page)
+
+    pages = [*STAFF_PAGES, f"/admin/customer/{hanako.pk}/"]
+    pages += [f"/admin/campaigns/campaign/{campaign.pk}/{name}/" for name in ("change", "progress")]
+    for path in pages:
+        page.goto(live_site + path)
+        expect(page.locator("#content")).to_be_visible()
+        audit(page)
+    assert len(page.axe_audit.pages) == len(pages) + 3

@@ -233,10 +233,16 @@ def test_the_second_factor_pages_are_japanese(make_staff, device):
     assert not untranslated(page.content.decode())
 
 
-def test_a_campaign_has_a_name_and_the_dashboard_a_date_range(otp_admin_client):
+def test_things_have_names_not_a_persons_name_and_the_dashboard_a_date_range(
+    otp_admin_client,
+):
     form = otp_admin_client.get("/admin/campaigns/campaign/add/").content.decode()
     assert re.search(r'<label[^>]*for="id_name"[^>]*>キャンペーン名', form)
     assert "氏名" not in form
+    client = otp_admin_client.get("/admin/allauth_idp_oidc/client/add/").content.decode()
+    assert re.search(r'<label[^>]*for="id_name"[^>]*>クライアント名', client)
+    apps = otp_admin_client.get("/admin/mfa/authenticatorapp/").content.decode()
+    assert "デバイス名" in apps and "氏名" not in apps
     board = otp_admin_client.get("/admin/dashboard/").content.decode()
     assert re.search(r'for="id_start"[^>]*>開始日', board)
     assert re.search(r'for="id_end"[^>]*>終了日', board)

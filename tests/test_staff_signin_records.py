@@ -18,6 +18,8 @@ def test_an_authenticator_app_is_shown_without_its_key(otp_admin_client, make_st
     html = page.content.decode()
     assert "support@example.jp" in html
     assert device.key not in html and "qrcode" not in html
+    # Dates as the admin writes them; a device never used says so, not "None".
+    assert "None" not in html and "+00:00" not in html
     assert otp_admin_client.get("/admin/mfa/authenticatorapp/add/").status_code == 403
     assert otp_admin_client.get("/admin/otp_totp/totpdevice/").status_code == 404
 

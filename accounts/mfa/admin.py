@@ -16,6 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.mfa.models import AuthenticatorApp, SignedInSession
 from linking.staff.filters import titled
+from linking.staff.labels import when
 
 admin.site.unregister(TOTPDevice)
 admin.site.unregister(UserSession)
@@ -46,7 +47,7 @@ class AuthenticatorAppAdmin(_RemoveOnlyAdmin):
     list_filter = (("confirmed", titled(_("set up"))),)
     fields = list_display
 
-    @admin.display(description=_("name"), ordering="name")
+    @admin.display(description=_("device name"), ordering="name")
     def device_name(self, obj: TOTPDevice) -> str:
         return obj.name
 
@@ -55,12 +56,12 @@ class AuthenticatorAppAdmin(_RemoveOnlyAdmin):
         return obj.confirmed
 
     @admin.display(description=_("added at"), ordering="created_at")
-    def added(self, obj: TOTPDevice):
-        return obj.created_at
+    def added(self, obj: TOTPDevice) -> str:
+        return when(obj.created_at)
 
     @admin.display(description=_("last used at"), ordering="last_used_at")
-    def last_used(self, obj: TOTPDevice):
-        return obj.last_used_at
+    def last_used(self, obj: TOTPDevice) -> str:
+        return when(obj.last_used_at)
 
 
 @admin.register(SignedInSession)
@@ -79,12 +80,12 @@ class SignedInSessionAdmin(_RemoveOnlyAdmin):
         return obj.user_agent
 
     @admin.display(description=_("signed in at"), ordering="created_at")
-    def started(self, obj: UserSession):
-        return obj.created_at
+    def started(self, obj: UserSession) -> str:
+        return when(obj.created_at)
 
     @admin.display(description=_("last seen at"), ordering="last_seen_at")
-    def last_seen(self, obj: UserSession):
-        return obj.last_seen_at
+    def last_seen(self, obj: UserSession) -> str:
+        return when(obj.last_seen_at)
 
     def delete_model(self, request: HttpRequest, obj: UserSession) -> None:
         obj.end()
@@ -115,9 +116,9 @@ class SocialAccountAdmin(_RemoveOnlyAdmin):
         return obj.uid
 
     @admin.display(description=_("first signed in at"), ordering="date_joined")
-    def first_used(self, obj: SocialAccount):
-        return obj.date_joined
+    def first_used(self, obj: SocialAccount) -> str:
+        return when(obj.date_joined)
 
     @admin.display(description=_("last signed in at"), ordering="last_login")
-    def last_used(self, obj: SocialAccount):
-        return obj.last_login
+    def last_used(self, obj: SocialAccount) -> str:
+        return when(obj.last_login)

@@ -5,7 +5,9 @@ delivery log, and redeliver."""
 from allauth.idp.oidc.adapter import get_adapter
 from allauth.idp.oidc.admin import ClientAdmin as AllauthClientAdmin
 from allauth.idp.oidc.models import Client, Token
+from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import formats, timezone
@@ -26,7 +28,8 @@ class ServiceClientInline(admin.StackedInline):
     model = ServiceClient
     can_delete = False
     max_num = 1
-    filter_horizontal = ("services",)
+    # A few services: checkboxes, not the two-list picker.
+    formfield_overrides = {models.ManyToManyField: {"widget": forms.CheckboxSelectMultiple}}
     fields = (
         "services",
         "rate_limit_per_minute",

@@ -6,11 +6,12 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from linking.staff.filters import titled
+from linking.staff.labels import when
 
 # Field -> (label, help text or None to keep allauth's, which is translatable).
 _CLIENT_FIELDS = {
     "id": (_("client ID"), None),
-    "name": (_("name"), None),
+    "name": (_("client name"), None),
     "type": (_("client type"), None),
     "scopes": (_("scopes"), None),
     "default_scopes": (_("default scopes"), None),
@@ -62,7 +63,7 @@ class ClientLabels:
                 formfield.help_text = help_text
         return formfield
 
-    @admin.display(description=_("name"), ordering="name")
+    @admin.display(description=_("client name"), ordering="name")
     def client_name(self, obj: Client) -> str:
         return obj.name
 
@@ -80,11 +81,12 @@ class ClientLabels:
 
     @admin.display(description=_("secret (stored hashed)"))
     def hashed_secret(self, obj: Client) -> str:
-        return obj.secret
+        # Set (and shown once) when the client is saved.
+        return obj.secret if Client.objects.filter(pk=obj.pk).exists() else "-"
 
     @admin.display(description=_("created at"), ordering="created_at")
-    def created(self, obj: Client):
-        return obj.created_at
+    def created(self, obj: Client) -> str:
+        return when(obj.created_at)
 
 
 _TOKEN_KINDS = {
@@ -129,9 +131,9 @@ class TokenLabels:
         return str(obj.user) if obj.user else "-"
 
     @admin.display(description=_("created at"), ordering="created_at")
-    def created(self, obj: Token):
-        return obj.created_at
+    def created(self, obj: Token) -> str:
+        return when(obj.created_at)
 
     @admin.display(description=_("expires at"), ordering="expires_at")
-    def expires(self, obj: Token):
-        return obj.expires_at
+    def expires(self, obj: Token) -> str:
+        return when(obj.expires_at)

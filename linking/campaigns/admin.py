@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy
 from linking.campaigns import content, control, planning, selectors
 from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
 from linking.models import Language
+from linking.staff.widgets import name_inputs
 
 _CONTENT_FIELDS = ("subject_ja", "text_ja", "html_ja", "subject_en", "text_en", "html_en")
 
@@ -64,6 +65,10 @@ class StepInline(admin.TabularInline):
     fields = ("number", "days_after", "planned_at")
     readonly_fields = ("planned_at",)
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # A tabular row has column headers, not labels: each input is named.
+        return name_inputs(super().formfield_for_dbfield(db_field, request, **kwargs))
+
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
@@ -71,7 +76,6 @@ class CampaignAdmin(admin.ModelAdmin):
     list_display = ("name", "status", "start_at", "rate_per_minute", "created_at")
     list_filter = ("status",)
     search_fields = ("name",)
-    filter_horizontal = ("services",)
     raw_id_fields = ("accounts",)  # millions of accounts: IDs, never a select box
     inlines = (StepInline,)
     readonly_fields = ("status", "started_at", "finished_at", "created_by", "created_at")
@@ -103,6 +107,12 @@ class CampaignAdmin(admin.ModelAdmin):
             {"fields": ("started_at", "finished_at", "created_by", "created_at")},
         ),
     )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "services":  # a few services: checkboxes, not a two-list picker
+            kwargs["widget"] = forms.CheckboxSelectMultiple
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        return name_inputs(formfield) if db_field.name == "start_at" else formfield
 
     def save_model(self, request: HttpRequest, obj: Campaign, form, change: bool) -> None:
         if not change:

@@ -2,6 +2,9 @@
 system gives), named for staff in their language. A value not listed here (a
 reason a staff member typed) is shown as stored."""
 
+from datetime import datetime
+
+from django.utils import formats, timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -58,3 +61,9 @@ def method(value: str) -> str:
 
 def reason(value: str) -> str:
     return str(REASONS.get(value, value))
+
+
+def when(value: datetime | None) -> str:
+    """A date and time as the admin shows them in lists; read-only form fields
+    filled by a method would print the raw value (or "None")."""
+    return "-" if value is None else formats.localize(timezone.template_localtime(value))
