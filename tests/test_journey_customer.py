@@ -80,10 +80,18 @@ def test_a_customer_signs_up_links_by_every_proof_turns_on_mfa_exports_and_leave
     site = live_site
     page.goto(site + "/")
     look(page)
+    expect(page.locator("link[rel=icon]")).to_have_attribute("href", re.compile(r"favicon"))
+    page.keyboard.press("Tab")  # the first stop skips the header
+    expect(page.get_by_role("link", name="本文へ移動")).to_be_focused()
     page.locator("main a[href='/accounts/signup/']").first.click()
     go(page, site + "/accounts/signup/")
+    expect(page.get_by_test_id("signup-terms").locator("a[href='/terms/']")).to_be_visible()
     page.get_by_label("メールアドレス", exact=True).fill(EMAIL)
     page.get_by_label("パスワード", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="パスワードを表示").first.click()
+    expect(page.get_by_label("パスワード", exact=True)).to_have_attribute("type", "text")
+    page.get_by_role("button", name="パスワードを隠す").first.click()
+    expect(page.get_by_label("パスワード", exact=True)).to_have_attribute("type", "password")
     page.get_by_label("パスワード (再入力)", exact=True).fill(PASSWORD)
     submit(page, "/accounts/signup/")
     go(page, site + "/accounts/confirm-email/")
@@ -159,6 +167,8 @@ def test_a_customer_signs_up_links_by_every_proof_turns_on_mfa_exports_and_leave
     submit(page, "/accounts/2fa/totp/add/")
     look(page)
     expect(page.get_by_test_id("backup-codes").locator("li")).to_have_count(10)
+    expect(page.get_by_role("button", name="印刷")).to_be_visible()  # shown by site.js
+    expect(page.get_by_role("button", name="コピー")).to_be_visible()
     with page.expect_download() as download:
         page.get_by_test_id("download-codes").click()
     saved = download.value.path().read_text()
