@@ -1,4 +1,4 @@
-"""Eight signed-in customers prove the same legacy password at the same moment, each
+"""Five signed-in customers prove the same legacy password at the same moment, each
 over real HTTP to a live server on PostgreSQL: exactly one gets the account, the
 others are told it belongs to another unified ID and get a support reference."""
 
@@ -13,10 +13,13 @@ import pytest
 import requests
 from django.db import connection
 
+from linking import throttle
 from linking.models import AuditEvent, LegacyAccount, LinkEvent
 from tests.conftest import PASSWORD
 
-CLAIMANTS = 8
+# As many as the member number's attempt limit: attempts in flight count toward it
+# (linking.throttle), so more claimants at once would be refused as throttled.
+CLAIMANTS = throttle.PER_ACCOUNT.max_failures
 MEMBER_NUMBER = "OS-7730021"
 LEGACY_PASSWORD = "legacy-Store-2009"
 LINKED = "Linked. The account now belongs to your unified ID."
