@@ -1,10 +1,13 @@
 """Campaigns sent by a real Celery worker process (the configured broker: the file
-system by default, Redis in CI) into a real local SMTP server: every address gets
+system by default, RabbitMQ in CI) into a real local SMTP server: every address gets
 its email once; when the worker is killed, none gets two and every one missing is
 shown unconfirmed; unsubscribing and pausing take effect while the campaign runs."""
 
+import shutil
+import subprocess
 import time
 
+import pytest
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
@@ -138,3 +141,36 @@ def test_a_paused_campaign_sends_nothing_until_it_is_resumed(
 
     wait_until(lambda: _status(campaign) == "finished", what="the campaign to finish")
     assert smtp_sink.recipients() == dict.fromkeys(emails, 1)
+
+
+@pytest.mark.skipif(
+    not settings.CELERY_BROKER_URL.startswith("amqp") or not shutil.which("rabbitmqctl"),
+    reason="needs RabbitMQ on this machine as the broker (CELERY_BROKER_URL=amqp://...)",
+)
+def test_a_rabbitmq_restart_mid_campaign_loses_no_worker_and_sends_each_email_once(
+    worker: Worker, smtp_sink: SmtpSink, make_campaign, service
+):
+    """The broker's application stops and starts again (every connection closed, the
+    queues kept); the same worker reconnects by itself and the campaign finishes."""
+    emails = _accounts(service, 300)
+    campaign = make_campaign(rate_per_minute=1200)
+    worker.start(beat=True)
+    control.start(campaign)
+    wait_until(lambda: smtp_sink.count() >= 30, what="the first emails")
+
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+    try:
+        assert smtp_sink.count() < 300, "the campaign finished before the broker stopped"
+    finally:
+        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
+
+    wait_until(lambda: _status(campaign) == "finished", what="the campaign to finish")
+    assert worker.process.poll() is None, worker.log()[-3000:]
+    assert worker.runs == 1
+    received = smtp_sink.recipients()
+    assert max(received.values()) == 1
+    assert max(smtp_sink.message_ids().values()) == 1
+    missing = sorted(set(emails) - set(received))
+    unconfirmed = Delivery.objects.filter(status="unconfirmed")
+    assert set(missing) <= set(unconfirmed.values_list("email", flat=True))
+    assert _sent() + unconfirmed.count() == 300
