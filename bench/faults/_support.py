@@ -1,7 +1,8 @@
 """What the fault scripts share: an SMTP sink that counts Message-IDs (and can answer
-451 for a while), a Celery worker with beat on the configured database and broker,
-a campaign factory, restarts of Redis and PostgreSQL that always bring them back,
-and the checks every script ends with."""
+451 for a while, or act when a given email arrives), Celery workers (with beat) on the
+configured database and broker and a loop that starts a dead one again, a campaign
+factory, restarts of Redis, RabbitMQ and PostgreSQL that always bring them back, and
+the checks every script ends with."""
 
 import email
 import email.policy
@@ -13,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -37,6 +39,7 @@ class Sink:
         self.recipients: Counter = Counter()
         self.tempfailed = 0
         self.tempfail_until = 0.0
+        self.actions: dict[int, Callable[[], None]] = {}  # run when that many have arrived
         self.lock = threading.Lock()
         self.port = free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
@@ -50,6 +53,9 @@ class Sink:
         with self.lock:
             self.ids[str(message["Message-ID"])] += 1
             self.recipients.update(envelope.rcpt_tos)
+            action = self.actions.pop(sum(self.ids.values()), None)
+        if action:  # before the sender hears the 250: its "sent" mark is still to come
+            action()
         return "250 OK"
 
     def count(self) -> int:
@@ -71,11 +77,15 @@ class Worker:
     """`celery -A config worker -B` in its own process group: short leases and a
     one-second beat tick, so stalled senders are restarted quickly."""
 
-    def __init__(self, sink_port: int, *, concurrency: int = 2) -> None:
+    def __init__(
+        self, sink_port: int, *, concurrency: int = 2, beat: bool = True, database_url: str = ""
+    ) -> None:
         self.concurrency = concurrency
+        self.beat = beat
         self.dir = Path(tempfile.mkdtemp(prefix="bench-fault-worker-"))
         self.env = {
             **os.environ,
+            **({"DATABASE_URL": database_url} if database_url else {}),
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": str(sink_port),
             "EMAIL_USE_TLS": "0",
@@ -92,10 +102,11 @@ class Worker:
         self.runs += 1
         command = [
             sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "warning",
-            "-c", str(self.concurrency), "-n", f"bench-fault-{os.getpid()}-{self.runs}@%h",
+            "-c", str(self.concurrency), "-n", f"{self.dir.name}-{self.runs}@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
-            "-B", "-s", str(self.dir / f"beat-{self.runs}"),
         ]  # fmt: skip
+        if self.beat:
+            command += ["-B", "-s", str(self.dir / f"beat-{self.runs}")]
         log = (self.dir / f"worker-{self.runs}.log").open("wb")
         self.process = subprocess.Popen(
             command, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -113,6 +124,44 @@ class Worker:
             path.read_text(errors="replace") for path in sorted(self.dir.glob("worker-*.log"))
         )
         return text[-chars:]
+
+
+class Supervisor:
+    """Starts a dead worker again with `make run`'s backoff (config.run.next_delay),
+    as systemd's Restart=always would: nobody restarts anything by hand."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self.restarts = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        from config.run import next_delay
+
+        delays = dict.fromkeys(range(len(self.workers)), 0.0)
+        started = dict.fromkeys(range(len(self.workers)), time.monotonic())
+        while not self.stopping.wait(0.1):
+            for number, worker in enumerate(self.workers):
+                if worker.process and worker.process.poll() is not None:
+                    delays[number] = next_delay(delays[number], time.monotonic() - started[number])
+                    if self.stopping.wait(delays[number]):
+                        return
+                    worker.start()
+                    started[number] = time.monotonic()
+                    self.restarts += 1
+
+    def __enter__(self) -> "Supervisor":
+        for worker in self.workers:
+            worker.start()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        self.thread.join()
+        for worker in self.workers:
+            worker.kill()
 
 
 def make_campaign(count: int, *, rate_per_minute: int, tag: str):
@@ -199,8 +248,9 @@ def campaign_problems(
     campaign, sink: Sink, emails: list[str], *, may_lose: bool = False
 ) -> list[str]:
     """Every address exactly once at the sink (at most once if may_lose: a batch
-    handed over when a SIGKILL came is unconfirmed), every delivery sent (or, if
-    may_lose, unconfirmed), one per ID."""
+    handed over when a SIGKILL came is unconfirmed, and every address that got
+    nothing must be shown unconfirmed or failed), every delivery sent (or, if
+    may_lose, unconfirmed or failed), one per ID."""
     from linking.campaigns.models import Delivery
 
     problems = []
@@ -213,8 +263,14 @@ def campaign_problems(
     twice = [address for address in emails if sink.recipients[address] > 1]
     if twice:
         problems.append(f"{len(twice)} addresses got more than one email")
-    statuses = Counter(Delivery.objects.filter(campaign=campaign).values_list("status", flat=True))
-    reached = statuses.get("sent", 0) + (statuses.get("unconfirmed", 0) if may_lose else 0)
+    deliveries = Delivery.objects.filter(campaign=campaign)
+    statuses = Counter(deliveries.values_list("status", flat=True))
+    lost = ("unconfirmed", "failed") if may_lose else ()
+    reached = statuses.get("sent", 0) + sum(statuses.get(status, 0) for status in lost)
+    shown = set(deliveries.filter(status__in=lost).values_list("email", flat=True))
+    unshown = [address for address in missing if address not in shown]
+    if missing and may_lose and unshown:
+        problems.append(f"{len(unshown)} addresses got nothing and show no reason")
     if reached != len(emails):
         problems.append(f"deliveries by status: {dict(statuses)}")
     return problems
@@ -265,6 +321,17 @@ def restart_redis(down_seconds: float = 1.0) -> float:
                 break
             time.sleep(0.1)
     return time.monotonic() - stopped
+
+
+def rabbitmq_restart() -> float:
+    """`rabbitmqctl stop_app` then `start_app`: every connection is closed, the durable
+    queues and persistent messages are kept. Always started again. Seconds it took."""
+    started = time.monotonic()
+    try:
+        subprocess.run(["rabbitmqctl", "stop_app"], check=False, capture_output=True)
+    finally:
+        subprocess.run(["rabbitmqctl", "start_app"], check=False, capture_output=True)
+    return time.monotonic() - started
 
 
 def postgres_version() -> str:
