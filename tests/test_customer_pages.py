@@ -179,6 +179,9 @@ def test_the_second_factor_page_does_not_say_signed_in_until_the_code_is_in(clie
     sign_in_with_password(client, mfa_customer)
     page = client.get("/accounts/2fa/verify/").content.decode()
     assert "ログインしました" not in page
+    header = page.split("<main", 1)[0]
+    assert 'href="/me/"' not in header and 'href="/link/"' not in header
+    assert 'href="/accounts/logout/"' in header
     assert 'href="/accounts/logout/"' in page or 'action="/accounts/logout/"' in page
 
     pass_second_factor(client, TOTPDevice.objects.get(user=mfa_customer))
