@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 
 from linking import claims
-from linking.matching import engine, evaluation, features, jobs, synthetic
+from linking.matching import engine, evaluation, features, jobs, model, synthetic
 from linking.matching.models import CandidateGroup, MatchRun, ModelVersion
 from linking.matching.tasks import run_matching
 from linking.models import LegacyAccount, LinkEvent
@@ -91,7 +91,7 @@ def test_a_run_stores_its_model_counts_and_groups_and_links_nothing(synthetic_ac
     ]  # fmt: skip
     assert run.groups_found == CandidateGroup.objects.filter(run=run).count() > 20
     group = CandidateGroup.objects.filter(run=run).first()
-    assert group.probability >= 0.95
+    assert group.probability >= model.THRESHOLD
     assert set(group.evidence[0]["weights"]) == {
         "name_key", "surname_kana", "given_kana", "email", "phone", "birth", "postal"
     }  # fmt: skip

@@ -11,8 +11,9 @@ import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import Linker, SettingsCreator, block_on
 
-# A pair at or above this probability joins a group.
-THRESHOLD = 0.95
+# A pair at or above this probability joins a group: more likely than not the same
+# person. Groups only go to staff review (sorted by probability), never to a link.
+THRESHOLD = 0.5
 
 
 def _levels(column: str, *levels) -> cl.CustomComparison:
