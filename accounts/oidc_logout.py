@@ -25,7 +25,7 @@ from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from accounts import oidc_compat
+from accounts import allauth_compat
 from accounts.models import BackchannelLogout, Customer, ProviderGrant
 from linking.api import outbound
 
@@ -57,7 +57,7 @@ def sessions_ended(sids: list[str]) -> None:
 def _end(grants) -> None:
     notified: set[tuple[str, str, str]] = set()
     for grant in grants.select_related("customer"):
-        oidc_compat.revoke_grant(grant.client_id, grant.grant_id)
+        allauth_compat.revoke_grant(grant.client_id, grant.grant_id)
         notified.add((grant.client_id, grant.customer.unified_id, grant.sid))
     grants.delete()
     with_uri = set(
@@ -112,7 +112,7 @@ def logout_token(client_id: str, sub: str, sid: str) -> str:
         claims,
         pem,
         algorithm="RS256",
-        headers={"kid": oidc_compat.key_id(pem), "typ": "logout+jwt"},
+        headers={"kid": allauth_compat.key_id(pem), "typ": "logout+jwt"},
     )
 
 

@@ -30,7 +30,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts import oidc_compat, oidc_logout, oidc_provider
+from accounts import allauth_compat, oidc_logout, oidc_provider
 from accounts.models import ProviderGrant, SpentRefreshToken
 from accounts.reauth import reauthentication_url
 from linking import audit, throttle
@@ -105,7 +105,7 @@ def _check_session(request: HttpRequest) -> HttpResponse | None:
             raise _Refusal("login_required", "The signed-in customer is not the one requested.")
     if _needs_reauthentication(request, prompts, now):
         if "none" in prompts:
-            oidc_compat.answer_as_signed_out(request)
+            allauth_compat.answer_as_signed_out(request)
             return None
         request.session[_REAUTHENTICATION_ASKED_AT] = time.time()
         return _reauthenticate(request)
@@ -125,7 +125,7 @@ def _check_session(request: HttpRequest) -> HttpResponse | None:
         else:
             del rewritten["prompt"]
     if claims:
-        rewritten["claims"] = oidc_compat.claims_with_session_sub(claims, sub)
+        rewritten["claims"] = allauth_compat.claims_with_session_sub(claims, sub)
     if rewritten != params:
         request.GET = rewritten
         request.META["QUERY_STRING"] = rewritten.urlencode()
@@ -213,7 +213,7 @@ def _record_grant(request: HttpRequest, response: HttpResponse) -> None:
     if response.status_code != 302 or not request.user.is_authenticated:
         return
     codes = parse_qs(urlsplit(response.get("Location", "")).query).get("code")
-    found = oidc_compat.code_grant(codes[-1]) if codes else None
+    found = allauth_compat.code_grant(codes[-1]) if codes else None
     if found is None:
         return
     grant_id, claims = found
@@ -251,10 +251,10 @@ def _client_authenticating(view):
         client_id = request.POST.get("client_id") or None
         secret = request.POST.get("client_secret") or None
         header = request.META.get("HTTP_AUTHORIZATION", "")
-        credentials = oidc_compat.basic_credentials(header)
+        credentials = allauth_compat.basic_credentials(header)
         if credentials is not None:
             client_id, secret = credentials
-            request.META["HTTP_AUTHORIZATION"] = oidc_compat.basic_header_for_allauth(
+            request.META["HTTP_AUTHORIZATION"] = allauth_compat.basic_header_for_allauth(
                 client_id, secret
             )
         keys = {PER_CLIENT: client_id, PER_ADDRESS: audit.client_ip(request)}
@@ -283,7 +283,7 @@ def _token(request: HttpRequest) -> HttpResponse:
     if grant_type not in ("authorization_code", "refresh_token", "client_credentials"):
         return JsonResponse({"error": "unsupported_grant_type"}, status=400)
     if grant_type == "authorization_code":
-        found = oidc_compat.code_grant(request.POST.get("code", ""))
+        found = allauth_compat.code_grant(request.POST.get("code", ""))
         _use_grant(request, found[0] if found else None)
         return allauth_views.token(request)
     if grant_type == "refresh_token":
@@ -326,11 +326,11 @@ def _revoke_if_reused(request: HttpRequest, token_hash: str) -> None:
     spent = SpentRefreshToken.objects.filter(token_hash=token_hash).first()
     if spent is None:
         return
-    credentials = oidc_compat.basic_credentials(request.META.get("HTTP_AUTHORIZATION", ""))
+    credentials = allauth_compat.basic_credentials(request.META.get("HTTP_AUTHORIZATION", ""))
     client_id = credentials[0] if credentials else request.POST.get("client_id")
     if client_id != spent.client_id:
         return
-    revoked = oidc_compat.revoke_grant(spent.client_id, spent.grant_id)
+    revoked = allauth_compat.revoke_grant(spent.client_id, spent.grant_id)
     grant = ProviderGrant.objects.filter(grant_id=spent.grant_id).select_related("customer")
     grant = grant.first()
     audit.record(

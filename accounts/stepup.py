@@ -21,16 +21,13 @@ import time
 from functools import wraps
 
 from allauth.account.decorators import reauthentication_required
-from allauth.account.internal.flows.reauthentication import (
-    is_reauthentication_required,
-    suspend_request,
-)
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from accounts.allauth_compat import is_reauthentication_required, suspend_request
 from accounts.mfa import flows
 from accounts.reauth import (
     authenticated_recently,
@@ -96,7 +93,7 @@ def is_stepped_up(request: HttpRequest) -> bool:
     """The same test, for views that answer JSON instead of redirecting."""
     return (
         request.user.is_authenticated
-        and not is_reauthentication_required(request, app="")
+        and not is_reauthentication_required(request)
         and not needs_idp_reauthentication(request)
         and (not flows.is_enrolled(request.user) or flows.is_fresh(request))
     )

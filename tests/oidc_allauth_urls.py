@@ -1,5 +1,5 @@
 """The site's URLs without accounts.oidc_views in front of allauth's OpenID provider:
-what tests/test_oidc_compat.py pins allauth's own behaviour with."""
+what tests/test_allauth_compat.py pins allauth's own behaviour with."""
 
 from accounts import oidc_views
 from config.urls import urlpatterns as site_urlpatterns

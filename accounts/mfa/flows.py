@@ -10,7 +10,6 @@ lose its count. Passkeys cannot be guessed and stay usable. Every outcome is aud
 from dataclasses import dataclass
 
 from allauth.account.adapter import get_adapter
-from allauth.account.internal.flows.login import record_authentication
 from allauth.usersessions.models import UserSession
 from django.contrib import messages
 from django.db import transaction
@@ -20,6 +19,7 @@ from django_otp import login as otp_login
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.allauth_compat import record_authentication
 from accounts.mfa import backup_codes, totp
 from accounts.reauth import authenticated_recently
 from linking import audit, throttle

@@ -5,7 +5,6 @@ totp, backup_codes."""
 
 from urllib.parse import quote
 
-from allauth.account.internal.flows.reauthentication import resume_request
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -20,6 +19,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts import notifications
+from accounts.allauth_compat import resume_request
 from accounts.mfa import backup_codes, flows, passkeys, totp
 from accounts.mfa.forms import ConfirmForm, EnrollTOTPForm, NameForm, TokenForm
 from accounts.stepup import step_up_required

@@ -1,7 +1,8 @@
-"""Pins every behaviour of allauth.idp.oidc that accounts.oidc_compat relies on, by
-running allauth's own endpoints (tests/oidc_allauth_urls.py: the site without
-accounts.oidc_views in front). When an allauth upgrade changes one, its test here
-fails and says which part of accounts.oidc_compat to revisit."""
+"""Pins every behaviour of allauth that accounts.allauth_compat relies on: its OpenID
+provider by running allauth's own endpoints (tests/oidc_allauth_urls.py: the site
+without accounts.oidc_views in front), its authentication records and suspended
+requests through real sessions. When an allauth upgrade changes one, its test here
+fails and says which part of accounts.allauth_compat to revisit."""
 
 import base64
 import json
@@ -9,10 +10,15 @@ import re
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import pytest
+from allauth.account.authentication import get_authentication_records
+from allauth.core.context import request_context
 from allauth.idp.oidc.models import Token
-from django.test import Client
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.sessions.middleware import SessionMiddleware
+from django.http import HttpRequest
+from django.test import Client, RequestFactory
 
-from accounts import oidc_compat
+from accounts import allauth_compat
 from tests.fixtures.mfa import sign_in_with_password
 
 pytest_plugins = ["tests.fixtures.api"]
@@ -97,8 +103,8 @@ def test_allauth_takes_basic_credentials_without_form_urldecoding_them(store_app
 
     encoded = _basic(quote_plus(store_app.client_id), quote_plus(SECRET))
     assert token(encoded) == 401
-    assert token(oidc_compat.basic_header_for_allauth(store_app.client_id, SECRET)) == 200
-    assert oidc_compat.basic_credentials(encoded) == (store_app.client_id, SECRET)
+    assert token(allauth_compat.basic_header_for_allauth(store_app.client_id, SECRET)) == 200
+    assert allauth_compat.basic_credentials(encoded) == (store_app.client_id, SECRET)
 
 
 def test_allauth_compares_a_top_level_sub_of_the_claims_request(signed_in, store_app):
@@ -110,7 +116,7 @@ def test_allauth_compares_a_top_level_sub_of_the_claims_request(signed_in, store
     page = _authorize(
         client,
         store_app,
-        claims=oidc_compat.claims_with_session_sub(claims, customer.unified_id),
+        claims=allauth_compat.claims_with_session_sub(claims, customer.unified_id),
     )
     assert page.status_code == 200
 
@@ -123,14 +129,14 @@ def test_allauth_keeps_grant_id_and_claims_with_the_code_and_its_tokens(signed_i
     page = _authorize(
         client,
         store_app,
-        claims=oidc_compat.claims_with_session_sub(claims, customer.unified_id),
+        claims=allauth_compat.claims_with_session_sub(claims, customer.unified_id),
     )
     code = _consent(client, page)["code"]
-    grant_id, found_claims = oidc_compat.code_grant(code)
+    grant_id, found_claims = allauth_compat.code_grant(code)
     assert found_claims == claims
     tokens = _exchange(store_app, code)
-    assert oidc_compat.token_grant(Token.Type.ACCESS_TOKEN, tokens["access_token"]) == grant_id
-    assert oidc_compat.token_grant(Token.Type.REFRESH_TOKEN, tokens["refresh_token"]) == grant_id
+    assert allauth_compat.token_grant(Token.Type.ACCESS_TOKEN, tokens["access_token"]) == grant_id
+    assert allauth_compat.token_grant(Token.Type.REFRESH_TOKEN, tokens["refresh_token"]) == grant_id
 
     refreshed = Client().post(
         "/identity/o/api/token",
@@ -139,10 +145,10 @@ def test_allauth_keeps_grant_id_and_claims_with_the_code_and_its_tokens(signed_i
     )
     assert refreshed.status_code == 200
     new_refresh = refreshed.json()["refresh_token"]
-    assert oidc_compat.token_grant(Token.Type.REFRESH_TOKEN, tokens["refresh_token"]) is None
-    assert oidc_compat.token_grant(Token.Type.REFRESH_TOKEN, new_refresh) == grant_id
+    assert allauth_compat.token_grant(Token.Type.REFRESH_TOKEN, tokens["refresh_token"]) is None
+    assert allauth_compat.token_grant(Token.Type.REFRESH_TOKEN, new_refresh) == grant_id
 
-    assert oidc_compat.revoke_grant(store_app.client_id, grant_id) == 3  # 2 access, 1 refresh
+    assert allauth_compat.revoke_grant(store_app.client_id, grant_id) == 3  # 2 access, 1 refresh
     assert not Token.objects.filter(type__in=[Token.Type.ACCESS_TOKEN, Token.Type.REFRESH_TOKEN])
 
 
@@ -160,4 +166,55 @@ def test_allauth_names_a_key_by_its_rfc_7638_thumbprint(settings):
     """key_id: the logout tokens signed here carry the kid allauth publishes."""
     [published] = Client().get("/.well-known/jwks.json").json()["keys"]
     [key] = settings.IDP_OIDC_PRIVATE_KEYS
-    assert oidc_compat.key_id(key["pem"]) == published["kid"]
+    assert allauth_compat.key_id(key["pem"]) == published["kid"]
+
+
+def _with_session(request: HttpRequest, user=None, session=None) -> HttpRequest:
+    SessionMiddleware(lambda r: None).process_request(request)
+    if session is not None:
+        request.session = session
+    request.user = user or AnonymousUser()
+    return request
+
+
+def test_a_recorded_authentication_is_what_allauth_reads_for_reauthentication(make_customer):
+    """record_authentication / is_reauthentication_required: a record we add is one
+    allauth's public get_authentication_records returns and its re-authentication
+    check counts."""
+    customer = make_customer("taro@example.jp")
+    request = _with_session(RequestFactory().get("/"), customer)
+    assert allauth_compat.is_reauthentication_required(request)
+
+    allauth_compat.record_authentication(request, customer, method="mfa", type="totp")
+    assert get_authentication_records(request, customer)[-1]["method"] == "mfa"
+    assert get_authentication_records(request, customer)[-1]["type"] == "totp"
+    assert allauth_compat.is_reauthentication_required(request)  # not a re-authentication
+
+    allauth_compat.record_authentication(request, customer, method="password", reauthenticated=True)
+    assert not allauth_compat.is_reauthentication_required(request)
+    assert allauth_compat.is_reauthentication_required(_with_session(RequestFactory().get("/")))
+
+
+def test_a_suspended_post_is_replayed_when_next_names_its_path():
+    """suspend_request / resume_request: the POST is kept in the session and run
+    again by the view at its path; without one, ?next= is a redirect."""
+    post = _with_session(
+        RequestFactory().post("/i18n/setlang/", {"language": "ja", "next": "/after/"})
+    )
+    suspended = allauth_compat.suspend_request(post, "/accounts/2fa/verify/")
+    assert suspended.url == "/accounts/2fa/verify/?next=%2Fi18n%2Fsetlang%2F"
+
+    back = _with_session(
+        RequestFactory().get("/", {"next": "/i18n/setlang/"}), session=post.session
+    )
+    with request_context(back):
+        resumed = allauth_compat.resume_request(back)
+    assert resumed.status_code == 302 and resumed.url == "/after/"
+    assert resumed.cookies["django_language"].value == "ja"  # the POST ran again
+
+    plain = _with_session(RequestFactory().get("/", {"next": "/i18n/setlang/"}))
+    with request_context(plain):
+        assert allauth_compat.resume_request(plain).url == "/i18n/setlang/"
+    bare = _with_session(RequestFactory().get("/"))
+    with request_context(bare):
+        assert allauth_compat.resume_request(bare) is None

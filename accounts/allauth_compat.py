@@ -1,6 +1,7 @@
-"""Every reliance of the site's OpenID provider (accounts.oidc_views) on how
-allauth.idp.oidc 65.22 works inside, where it offers no hook. Nothing else in the
-site depends on these details; tests/test_oidc_compat.py pins each one, so an allauth
+"""Every reliance of the site on how allauth 65.22 works inside, where it offers no
+public hook: its OpenID provider (accounts.oidc_views) and its re-authentication
+records and suspended requests (accounts.stepup, accounts.mfa). Nothing else imports
+allauth's internals; tests/test_allauth_compat.py pins each one, so an allauth
 upgrade that changes them fails there first.
 """
 
@@ -11,10 +12,11 @@ import json
 from urllib.parse import quote, unquote_plus
 
 import jwt
+from allauth.account.internal.flows import login, reauthentication
 from allauth.idp.oidc.models import Token
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:
@@ -97,3 +99,28 @@ def key_id(pem: str) -> str:
     canonical = json.dumps({name: jwk[name] for name in ("e", "kty", "n")}, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def record_authentication(request: HttpRequest, user, *, method: str, **extra) -> None:
+    """Add a record to the session's authentication log, the one allauth's
+    re-authentication check and get_authentication_records read (a verified second
+    factor counts there as method "mfa")."""
+    login.record_authentication(request, user, method=method, **extra)
+
+
+def is_reauthentication_required(request: HttpRequest) -> bool:
+    """What allauth's reauthentication_required decorator asks, for views that answer
+    JSON instead of redirecting."""
+    return reauthentication.is_reauthentication_required(request, app="")
+
+
+def suspend_request(request: HttpRequest, redirect_to: str) -> HttpResponseRedirect:
+    """Redirect to redirect_to?next=<this path>, keeping a POST in the session for
+    resume_request to replay, the way allauth's re-authentication does."""
+    return reauthentication.suspend_request(request, redirect_to)
+
+
+def resume_request(request: HttpRequest) -> HttpResponse | None:
+    """The suspended POST replayed when ?next= names its path, else a redirect to
+    ?next=; None without one."""
+    return reauthentication.resume_request(request)
