@@ -19,8 +19,11 @@ meanwhile, or hold unspent.
 
 import threading
 import time
+from functools import cache as memoized
 from typing import NamedTuple
 
+import redis
+from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
@@ -112,11 +115,16 @@ def _count(key: str, amount: int) -> int:
 
 
 def _redis_count(cache: RedisCache, key: str, amount: int) -> int:
-    # Django's incr() asks EXISTS first; INCRBY + EXPIRE in one round trip instead.
+    # Django's incr() asks EXISTS first; INCRBY + EXPIRE in one round trip instead,
+    # through redis-py's own client for the cache's server.
     full_key = cache.make_and_validate_key(key)
-    client = cache._cache.get_client(full_key, write=True)
-    pipe = client.pipeline(transaction=False)
+    pipe = _redis_client(settings.CACHES["default"]["LOCATION"]).pipeline(transaction=False)
     pipe.incrby(full_key, amount)
     pipe.expire(full_key, WINDOW_SECONDS * 2, nx=True)
     count, _ = pipe.execute()
     return int(count)
+
+
+@memoized
+def _redis_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
