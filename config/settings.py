@@ -301,6 +301,8 @@ CAMPAIGN_SENDERS = env_int("CAMPAIGN_SENDERS", 4)
 # Emails handed to the mail server per commit: at most this many per sender end up
 # unconfirmed (never resent) when a sender dies or the database goes away mid-batch.
 CAMPAIGN_BATCH_SIZE = env_int("CAMPAIGN_BATCH_SIZE", 20)
+# Connections per sender, a batch spread over them: their waits on the server overlap.
+CAMPAIGN_CONNECTIONS = env_int("CAMPAIGN_CONNECTIONS", 4)
 CAMPAIGN_UNSUBSCRIBE_MAILTO = env("CAMPAIGN_UNSUBSCRIBE_MAILTO")
 CELERY_BEAT_SCHEDULE = {
     "campaigns-tick": {"task": "campaigns.tick", "schedule": float(CAMPAIGN_TICK_SECONDS)},

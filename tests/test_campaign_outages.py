@@ -108,7 +108,8 @@ def test_a_sender_killed_while_the_server_takes_its_batch_sends_nothing_twice(
     sender.wait(timeout=60)
     assert sender.returncode == -signal.SIGKILL, sender.stderr.read()
     smtp_sink.on_message = None
-    assert smtp_sink.count() == 3
+    arrived = set(smtp_sink.recipients())
+    assert len(arrived) >= 3  # the rest of the batch may or may not have gone out
 
     _after_the_lease(campaign)
 
@@ -116,11 +117,11 @@ def test_a_sender_killed_while_the_server_takes_its_batch_sends_nothing_twice(
     assert max(received.values()) == 1
     statuses = _statuses()
     # The killed batch (m0-m4) was handed over: unconfirmed, never sent again, also
-    # the two the server never got. The rest (m5-m7), only claimed, went out once.
+    # those the server never got. The rest (m5-m7), only claimed, went out once.
     assert {address: statuses[address] for address in emails[:5]} == dict.fromkeys(
         emails[:5], "unconfirmed"
     )
-    assert set(emails) - set(received) == {"m3@example.jp", "m4@example.jp"}
+    assert set(emails) - set(received) == set(emails[:5]) - arrived
     assert {address: statuses[address] for address in emails[5:]} == dict.fromkeys(
         emails[5:], "sent"
     )

@@ -11,6 +11,7 @@ import smtplib
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -79,10 +80,16 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(minutes=min(60, 2 ** max(0, attempts - 1)))
 
 
-def send_chunk(campaign_id: int, mail: BaseEmailBackend | None = None) -> Run:
+def connections() -> list[BaseEmailBackend]:
+    """CAMPAIGN_CONNECTIONS connections of the email backend: a batch is spread
+    over them, each sending one email at a time, so the waits on the server overlap."""
+    return [get_connection() for _ in range(max(1, settings.CAMPAIGN_CONNECTIONS))]
+
+
+def send_chunk(campaign_id: int, mails: list[BaseEmailBackend] | None = None) -> Run:
     """One sender run: check the campaign is sending, take tokens from the shared
-    rate limit, claim that many deliveries and send them over `mail` (kept open by
-    a task for its next chunks), or over a connection of its own."""
+    rate limit, claim that many deliveries and send them over `mails` (kept open by
+    a task for its next chunks), or over connections of its own."""
     now = timezone.now()
     touched = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
         senders_seen_at=now
@@ -97,9 +104,9 @@ def send_chunk(campaign_id: int, mail: BaseEmailBackend | None = None) -> Run:
     if not deliveries:
         return _idle(campaign_id)
     campaign = Campaign.objects.get(pk=campaign_id)
-    if mail is not None:
-        return Run(sent=send_claimed(mail, campaign, deliveries), again=True)
-    own = get_connection()
+    if mails is not None:
+        return Run(sent=send_claimed(mails, campaign, deliveries), again=True)
+    own = connections()
     try:
         return Run(sent=send_claimed(own, campaign, deliveries), again=True)
     finally:
@@ -157,35 +164,44 @@ def expire_handed_over(rows: QuerySet[Delivery], now: datetime) -> None:
     )
 
 
-def send_claimed(mail: BaseEmailBackend, campaign: Campaign, deliveries: list[Delivery]) -> int:
+def send_claimed(
+    mails: list[BaseEmailBackend], campaign: Campaign, deliveries: list[Delivery]
+) -> int:
     """Send claimed deliveries in batches of CAMPAIGN_BATCH_SIZE; how many the mail
     server took. Raises MailServerUnavailable, the deliveries not handed over
-    released, when the server cannot be reached or the connection breaks."""
+    released, when the server cannot be reached or a connection breaks."""
     try:
-        mail.open()  # before anything is handed over: a dead server changes nothing
+        for mail in mails:  # before anything is handed over: a dead server changes nothing
+            mail.open()
     except (OSError, smtplib.SMTPException) as exc:
+        close(mails)
         _release(deliveries, statuses=[S.CLAIMED])
         raise MailServerUnavailable(str(exc)) from exc
     size = settings.CAMPAIGN_BATCH_SIZE
     renderer = content.Renderer(campaign)
     sent = 0
-    for start in range(0, len(deliveries), size):
-        try:
-            sent += send_batch(mail, campaign, deliveries[start : start + size], renderer)
-        except (MailServerUnavailable, DatabaseError):
-            _release(deliveries[start + size :], statuses=[S.CLAIMED])
-            raise
+    with ThreadPoolExecutor(max_workers=len(mails)) as lanes:
+        for start in range(0, len(deliveries), size):
+            batch = deliveries[start : start + size]
+            try:
+                sent += send_batch(mails, campaign, batch, renderer=renderer, lanes=lanes)
+            except (MailServerUnavailable, DatabaseError):
+                _release(deliveries[start + size :], statuses=[S.CLAIMED])
+                raise
     return sent
 
 
 def send_batch(
-    mail: BaseEmailBackend,
+    mails: list[BaseEmailBackend],
     campaign: Campaign,
     batch: list[Delivery],
+    *,
     renderer: content.Renderer | None = None,
+    lanes: ThreadPoolExecutor | None = None,
 ) -> int:
-    """Hand one batch over (one conditional UPDATE, committed), send it, record what
-    the server said (one UPDATE for those it took); how many it took."""
+    """Hand one batch over (one conditional UPDATE, committed), send it spread over
+    the connections, record what the server said (one UPDATE for those it took);
+    how many it took."""
     renderer = renderer or content.Renderer(campaign)
     tokens = {delivery.pk: secrets.token_urlsafe(32) for delivery in batch}
     messages = {
@@ -197,22 +213,38 @@ def send_batch(
     handed = _hand_over(campaign, batch, tokens)
     if len(handed) < len(batch):
         _skip_blocked([delivery for delivery in batch if delivery.pk not in handed])
-    outcomes: dict[int, Outcome] = {}
-    untried = [delivery for delivery in batch if delivery.pk in handed]
-    broken = None
-    while untried and broken is None:
-        delivery = untried.pop(0)
-        outcome = outcomes[delivery.pk] = _send(mail, messages[delivery.pk])
-        if outcome.status == "unknown" or outcome.closed:
-            broken = outcome
-        if broken or outcome.reset:
-            close(mail)  # the connection may be anywhere in the SMTP dialogue
+    going = [(delivery.pk, messages[delivery.pk]) for delivery in batch if delivery.pk in handed]
+    shares = [going[lane :: len(mails)] for lane in range(len(mails))]
+    results = list((lanes.map if lanes and len(mails) > 1 else map)(_send_lane, mails, shares))
+    outcomes = {pk: outcome for lane_outcomes, _left in results for pk, outcome in lane_outcomes}
+    untried = [pk for _outcomes, left in results for pk in left]
     _with_retries(lambda: _record(campaign, batch, outcomes))
-    if broken is not None:
+    broken = [
+        outcome for outcome in outcomes.values() if outcome.status == "unknown" or outcome.closed
+    ]
+    if broken:
         # Never given to the server: this process knows, so they may go again.
-        _with_retries(lambda: _release(untried, statuses=[S.SENDING]))
-        raise MailServerUnavailable(broken.error)
+        left = [delivery for delivery in batch if delivery.pk in untried]
+        _with_retries(lambda: _release(left, statuses=[S.SENDING]))
+        raise MailServerUnavailable(broken[0].error)
     return sum(outcome.status == "sent" for outcome in outcomes.values())
+
+
+def _send_lane(
+    mail: BaseEmailBackend, share: list[tuple[int, EmailMessage]]
+) -> tuple[list[tuple[int, Outcome]], list[int]]:
+    """One connection's share of a batch, one email at a time: the outcomes, and the
+    keys it never tried because the connection broke."""
+    outcomes = []
+    for index, (pk, message) in enumerate(share):
+        outcome = _send(mail, message)
+        outcomes.append((pk, outcome))
+        if outcome.status == "unknown" or outcome.closed:
+            close([mail])  # the connection may be anywhere in the SMTP dialogue
+            return outcomes, [key for key, _message in share[index + 1 :]]
+        if outcome.reset:
+            close([mail])
+    return outcomes, []
 
 
 def _hand_over(campaign: Campaign, batch: list[Delivery], tokens: dict[int, str]) -> set[int]:
@@ -371,10 +403,11 @@ def _with_retries(write: Callable[[], object]) -> None:
             pause = min(8.0, pause * 2)
 
 
-def close(mail: BaseEmailBackend) -> None:
-    """Close a connection that may already be broken (the next open() starts anew)."""
-    with contextlib.suppress(OSError, smtplib.SMTPException):
-        mail.close()
+def close(mails: list[BaseEmailBackend]) -> None:
+    """Close connections that may already be broken (the next open() starts anew)."""
+    for mail in mails:
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            mail.close()
 
 
 def _sendable() -> Q:

@@ -5,7 +5,6 @@ run twice."""
 import time
 
 from celery import shared_task
-from django.core.mail import get_connection
 from django.db import InterfaceError, OperationalError
 
 from linking.campaigns import control, planning, sending
@@ -31,11 +30,11 @@ def send(self, campaign_id: int) -> int:
     this sender's next run is queued, so no task runs long and a lost one is cheap."""
     deadline = time.monotonic() + RUN_SECONDS
     sent = 0
-    mail = get_connection()  # one connection for every chunk of this run
+    mails = sending.connections()  # for every chunk of this run
     try:
         while True:
             try:
-                run = sending.send_chunk(campaign_id, mail)
+                run = sending.send_chunk(campaign_id, mails)
             except sending.MailServerUnavailable as exc:
                 # Trouble with the mail server: back off 5 s, 10 s, 20 s ... 10 min.
                 countdown = min(600, 5 * 2**self.request.retries)
@@ -55,7 +54,7 @@ def send(self, campaign_id: int) -> int:
             if not run.again or run.wait_seconds or time.monotonic() > deadline:
                 break
     finally:
-        sending.close(mail)
+        sending.close(mails)
     if run.again:
         send.apply_async((campaign_id,), countdown=run.wait_seconds or None)
     return sent
