@@ -82,9 +82,10 @@ def marketing_allowed(email_key: OuterRef) -> Q:
     from linking.models import LegacyAccount
 
     by_sign_in_email = Customer.objects.filter(marketing_email_consent=False, email=email_key)
+    # Never blank (so the partial index on email_key serves a lookup per address).
     by_owned_record = LegacyAccount.objects.filter(
         owner__marketing_email_consent=False, email_key=email_key
-    )
+    ).exclude(email_key="")
     return ~Q(Exists(by_sign_in_email)) & ~Q(Exists(by_owned_record))
 
 
