@@ -17,7 +17,7 @@ from django.urls import reverse
 from accounts import hashers as site_hashers
 from accounts.models import Customer
 from accounts.tasks import send_email
-from config.celery import app as celery_app
+from tests.broker import purge_broker
 from tests.campaign_support import SmtpSink, Worker, database_url_for_worker, wait_until
 from tests.conftest import PASSWORD
 from tests.fixtures.mfa import stepped_up
@@ -207,7 +207,7 @@ class TestWithARealWorker:
 
     @pytest.fixture
     def worker(self, transactional_db, smtp_sink, tmp_path) -> Iterator[Worker]:
-        celery_app.control.purge()
+        purge_broker()
         database = database_url_for_worker(tmp_path)
         env = {
             **os.environ,
@@ -223,7 +223,7 @@ class TestWithARealWorker:
         running.start()
         yield running
         running.stop()
-        celery_app.control.purge()
+        purge_broker()
         next(database, None)
 
     def test_each_sign_up_mail_is_sent_by_the_worker_in_the_request_language(

@@ -13,9 +13,9 @@ import pytest
 from django.core.files.base import ContentFile
 from django.db import connection
 
-from config.celery import app as celery_app
 from linking import import_jobs
 from linking.models import ImportJob, LegacyAccount, LegacyService
+from tests.broker import purge_broker
 from tests.campaign_support import Worker, database_url_for_worker, wait_until
 
 HEADER = "external_id,email,phone,name,name_kana,birth_date,password_hash,points"
@@ -27,7 +27,7 @@ def worker(transactional_db, tmp_path: Path, settings) -> Iterator[Worker]:
     """A real Celery worker (not started) on the test's database, broker and media."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.IMPORT_LEASE_SECONDS = LEASE_SECONDS
-    celery_app.control.purge()
+    purge_broker()
     database = database_url_for_worker(tmp_path)
     env = {
         **os.environ,
@@ -41,7 +41,7 @@ def worker(transactional_db, tmp_path: Path, settings) -> Iterator[Worker]:
     running = Worker(env, log_dir)
     yield running
     running.stop()
-    celery_app.control.purge()
+    purge_broker()
     next(database, None)
 
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from standardwebhooks import Webhook
 
-from config.celery import app as celery_app
 from linking import claims
 from linking.api.models import WebhookDelivery
+from tests.broker import purge_broker
 from tests.campaign_support import Worker, database_url_for_worker, wait_until
 
 pytest_plugins = ["tests.fixtures.api"]
@@ -18,7 +18,7 @@ pytest_plugins = ["tests.fixtures.api"]
 
 @pytest.fixture
 def webhook_worker(transactional_db, tmp_path) -> Iterator[Worker]:
-    celery_app.control.purge()
+    purge_broker()
     database = database_url_for_worker(tmp_path)
     env = {
         **os.environ,
@@ -32,7 +32,7 @@ def webhook_worker(transactional_db, tmp_path) -> Iterator[Worker]:
     running = Worker(env, log_dir)
     yield running
     running.stop()
-    celery_app.control.purge()
+    purge_broker()
     next(database, None)
 
 
