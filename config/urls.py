@@ -1,4 +1,6 @@
 from allauth.account import views as allauth_views
+from anymail import urls as anymail_urls
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views import defaults
@@ -8,6 +10,18 @@ from accounts import views as account_views
 from accounts.stepup import step_up_required
 from config import views
 from linking.api import problems
+
+
+def _email_service_reports(backend: str) -> list:
+    """The delivery-report webhook (bounces, complaints: linking.campaigns.bounces) of
+    the email service EMAIL_BACKEND names, anymail.backends.<service>.EmailBackend, and
+    no other: an unconfigured service's webhook answers every request with an error."""
+    parts = backend.split(".")
+    if parts[:2] != ["anymail", "backends"]:
+        return []
+    name = f"{parts[2]}_tracking_webhook"
+    return [pattern for pattern in anymail_urls.urlpatterns if pattern.name == name]
+
 
 urlpatterns = [
     # First: the group services' API is the busiest path, and URLs resolve in order.
@@ -23,7 +37,10 @@ urlpatterns = [
     path("link/", include("linking.urls")),
     path("c/", include("linking.campaigns.urls")),
     # Email services' tracking webhooks (bounces, complaints): linking.campaigns.bounces.
-    path("anymail/", include("anymail.urls")),
+    path(
+        "anymail/",
+        include((_email_service_reports(settings.EMAIL_BACKEND), anymail_urls.app_name)),
+    ),
     path("accounts/3rdparty/", account_views.connections, name="socialaccount_connections"),
     path(
         "accounts/reauthenticate/idp/", account_views.reauthenticate_idp, name="reauthenticate_idp"

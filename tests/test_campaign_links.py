@@ -188,6 +188,11 @@ def webhook_secret(settings) -> str:
     return WEBHOOK_SECRET
 
 
+@pytest.fixture(autouse=True)
+def _postmark_as_the_email_service(settings) -> None:
+    settings.ROOT_URLCONF = "tests.urls_postmark"
+
+
 def _postmark(client, record: dict, secret: str | None = WEBHOOK_SECRET):
     """Postmark's tracking webhook, as Postmark posts it to anymail's URL."""
     headers = {}
