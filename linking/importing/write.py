@@ -22,7 +22,7 @@ _ORM_BATCH_ROWS = 2000
 def lock_service(service: LegacyService) -> None:
     """Imports of one service wait for each other (until the transaction ends), so
     what an import read as existing stays so while it writes; and the service cannot
-    be deleted meanwhile (the COPY's foreign-key checks run only when it ends)."""
+    be deleted meanwhile (the foreign-key checks, deferred, run only at commit)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, service.pk])
         cursor.execute(
