@@ -55,7 +55,7 @@ class AccountAdapter(DefaultAccountAdapter):
         """An email sign-up is signed in once its address is confirmed in the browser
         that signed up: for linking that counts as a sign-in (accounts.stepup)."""
         if kwargs.get("signup") and user.has_usable_password():
-            stepup.record_sign_up(request, user)
+            stepup.record_sign_up(request)
         return super().post_login(request, user, **kwargs)
 
     def add_message(self, request: HttpRequest, level: int, message_template=None, *args, **kw):

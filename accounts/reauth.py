@@ -36,7 +36,7 @@ def needs_idp_reauthentication(request: HttpRequest, *, sign_in_counts: bool = F
     user = request.user
     if not user.is_authenticated or user.has_usable_password():
         return False  # anonymous: login_required handles it; password: allauth asks for it
-    if _marked_recently(request, IDP_REAUTHENTICATED) or authenticated_recently(
+    if marked_recently(request, IDP_REAUTHENTICATED) or authenticated_recently(
         request, lambda record: record.get("method") == "code" and record.get("reauthenticated")
     ):
         return False
@@ -50,7 +50,7 @@ def code_allowed(request: HttpRequest) -> bool:
     return (
         user.is_authenticated
         and not user.has_usable_password()
-        and _marked_recently(request, CODE_ALLOWED)
+        and marked_recently(request, CODE_ALLOWED)
     )
 
 
@@ -78,7 +78,7 @@ def check_idp_reauthentication(request: HttpRequest, sociallogin: SocialLogin) -
                 )
                 % {"name": name},
             )
-        _mark(request, CODE_ALLOWED)
+        mark(request, CODE_ALLOWED)
         messages.info(
             request,
             _(
@@ -97,7 +97,7 @@ def check_idp_reauthentication(request: HttpRequest, sociallogin: SocialLogin) -
             next_url,
             _("%(name)s did not ask you to sign in again. Please try again.") % {"name": name},
         )
-    _mark(request, IDP_REAUTHENTICATED, provider=account.provider, uid=account.uid)
+    mark(request, IDP_REAUTHENTICATED, provider=account.provider, uid=account.uid)
 
 
 def _is_fresh(auth_time: object, started_at: float) -> bool:
@@ -112,16 +112,18 @@ def _refuse(request: HttpRequest, next_url: str, message: str) -> None:
     raise ImmediateHttpResponse(HttpResponseRedirect(reauthentication_url(next_url)))
 
 
-def _mark(request: HttpRequest, key: str, **details: str) -> None:
+def mark(request: HttpRequest, key: str, **details: str) -> None:
+    """Note in the session that the signed-in customer just did `key`."""
     request.session[key] = {"user": str(request.user.pk), "at": time.time(), **details}
 
 
-def _marked_recently(request: HttpRequest, key: str) -> bool:
-    mark = request.session.get(key)
+def marked_recently(request: HttpRequest, key: str) -> bool:
+    """Did this customer do `key` within ACCOUNT_REAUTHENTICATION_TIMEOUT?"""
+    noted = request.session.get(key)
     return (
-        isinstance(mark, dict)
-        and mark.get("user") == str(request.user.pk)
-        and mark.get("at", 0) >= time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+        isinstance(noted, dict)
+        and noted.get("user") == str(request.user.pk)
+        and noted.get("at", 0) >= time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
     )
 
 

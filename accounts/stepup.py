@@ -17,11 +17,9 @@ sign-in-method changes, export and deletion:
    request is suspended the way allauth does it and resumed after the code.
 """
 
-import time
 from functools import wraps
 
 from allauth.account.decorators import reauthentication_required
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest
 from django.shortcuts import redirect
@@ -31,6 +29,8 @@ from accounts.allauth_compat import is_reauthentication_required, suspend_reques
 from accounts.mfa import flows
 from accounts.reauth import (
     authenticated_recently,
+    mark,
+    marked_recently,
     needs_idp_reauthentication,
     reauthentication_url,
 )
@@ -58,7 +58,7 @@ def step_up_required(view=None, *, allow_get: bool = False, sign_in_counts: bool
                     authenticated_recently(
                         request, lambda record: record.get("method") == "password"
                     )
-                    or _signed_up_recently(request)
+                    or marked_recently(request, SIGNED_UP)
                 )
             )
 
@@ -73,20 +73,11 @@ def step_up_required(view=None, *, allow_get: bool = False, sign_in_counts: bool
 SIGNED_UP = "accounts_signed_up"
 
 
-def record_sign_up(request: HttpRequest, user) -> None:
+def record_sign_up(request: HttpRequest) -> None:
     """The sign-in that ends an email sign-up (the password typed at sign-up, the
     address just confirmed in the same browser) leaves allauth no authentication
     record; for linking (sign_in_counts) it counts like a password sign-in."""
-    request.session[SIGNED_UP] = {"user": str(user.pk), "at": time.time()}
-
-
-def _signed_up_recently(request: HttpRequest) -> bool:
-    mark = request.session.get(SIGNED_UP)
-    return (
-        isinstance(mark, dict)
-        and mark.get("user") == str(request.user.pk)
-        and mark.get("at", 0) >= time.time() - settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
-    )
+    mark(request, SIGNED_UP)
 
 
 def is_stepped_up(request: HttpRequest) -> bool:
