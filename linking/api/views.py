@@ -175,16 +175,27 @@ def resolve(request: HttpRequest, client: auth.ApiClient, call: Call) -> HttpRes
     )
 
 
-@api_endpoint(name="batch", scope=SCOPE_RESOLVE, method="POST")
-def resolve_batch(request: HttpRequest, client: auth.ApiClient, call: Call) -> HttpResponse:
+def _json_object(
+    request: HttpRequest, required: set[str], optional: set[str]
+) -> dict | HttpResponse:
+    """The body as a JSON object with exactly these keys, or the problem to answer."""
     if request.content_type != rules.JSON:
         return p.problem(p.UNSUPPORTED_MEDIA_TYPE, request, f"the body must be {rules.JSON}")
     try:
         payload = json.loads(request.body)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return p.problem(p.INVALID_REQUEST, request, "the body must be JSON")
-    if not isinstance(payload, dict) or payload.keys() != {"items"}:
-        return p.problem(p.INVALID_REQUEST, request, "the body must be an object with items")
+    if not isinstance(payload, dict) or not required <= payload.keys() <= required | optional:
+        keys = ", ".join(sorted(required))
+        return p.problem(p.INVALID_REQUEST, request, f"the body must be an object with {keys}")
+    return payload
+
+
+@api_endpoint(name="batch", scope=SCOPE_RESOLVE, method="POST")
+def resolve_batch(request: HttpRequest, client: auth.ApiClient, call: Call) -> HttpResponse:
+    payload = _json_object(request, {"items"}, set())
+    if isinstance(payload, HttpResponse):
+        return payload
     items = payload["items"]
     if not isinstance(items, list) or not items:
         return p.problem(p.INVALID_REQUEST, request, "items must be a non-empty list")
@@ -301,22 +312,6 @@ def link_events(request: HttpRequest, client: auth.ApiClient, call: Call) -> Htt
     return JsonResponse(
         {"events": events, "next_cursor": next_cursor, "has_more": len(rows) > limit}
     )
-
-
-def _json_object(
-    request: HttpRequest, required: set[str], optional: set[str]
-) -> dict | HttpResponse:
-    """The body as a JSON object with exactly these keys, or the problem to answer."""
-    if request.content_type != rules.JSON:
-        return p.problem(p.UNSUPPORTED_MEDIA_TYPE, request, f"the body must be {rules.JSON}")
-    try:
-        payload = json.loads(request.body)
-    except (ValueError, RecursionError):
-        return p.problem(p.INVALID_REQUEST, request, "the body must be JSON")
-    if not isinstance(payload, dict) or not required <= payload.keys() <= required | optional:
-        keys = ", ".join(sorted(required))
-        return p.problem(p.INVALID_REQUEST, request, f"the body must be an object with {keys}")
-    return payload
 
 
 @api_endpoint(name="link_request", scope=SCOPE_LINK_REQUESTS, method="POST")
