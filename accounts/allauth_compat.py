@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 import json
+from typing import NamedTuple
 from urllib.parse import quote, unquote_plus
 
 import jwt
@@ -51,9 +52,15 @@ def claims_with_session_sub(claims: dict, sub: str) -> str:
     return json.dumps({**claims, "sub": sub}, separators=(",", ":"))
 
 
-def code_grant(code: str) -> tuple[str, dict] | None:
-    """The grant id and the `claims` request of a live authorization code: allauth
-    keeps both in the code's data ("grant_id", "claims")."""
+class CodeGrant(NamedTuple):
+    grant_id: str
+    claims: dict
+    client_id: str
+
+
+def code_grant(code: str) -> CodeGrant | None:
+    """The grant id, the `claims` request and the client of a live authorization
+    code: allauth keeps the first two in the code's data ("grant_id", "claims")."""
     token = Token.objects.lookup(Token.Type.AUTHORIZATION_CODE, code)
     if token is None or not isinstance(token.data, dict):
         return None
@@ -63,7 +70,7 @@ def code_grant(code: str) -> tuple[str, dict] | None:
     claims = token.data.get("claims")
     claims = dict(claims) if isinstance(claims, dict) else {}
     claims.pop("sub", None)  # ours, from claims_with_session_sub
-    return grant_id, claims
+    return CodeGrant(grant_id, claims, token.client_id)
 
 
 def token_grant(token_type: str, value: str) -> str | None:

@@ -216,17 +216,15 @@ def _record_grant(request: HttpRequest, response: HttpResponse) -> None:
     found = allauth_compat.code_grant(codes[-1]) if codes else None
     if found is None:
         return
-    grant_id, claims = found
-    token = Token.objects.lookup(Token.Type.AUTHORIZATION_CODE, codes[-1])
     now = oidc_provider.authentication(request)
     ProviderGrant.objects.create(
-        grant_id=grant_id,
-        client_id=token.client_id,
+        grant_id=found.grant_id,
+        client_id=found.client_id,
         customer=request.user,
         auth_time=datetime.fromtimestamp(now.auth_time, tz=UTC),
         amr=now.amr,
         acr=now.acr,
-        claims=claims,
+        claims=found.claims,
         session_key=request.session.session_key or "",
         sid=oidc_logout.session_sid(request),
     )
@@ -284,7 +282,7 @@ def _token(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": "unsupported_grant_type"}, status=400)
     if grant_type == "authorization_code":
         found = allauth_compat.code_grant(request.POST.get("code", ""))
-        _use_grant(request, found[0] if found else None)
+        _use_grant(request, found.grant_id if found else None)
         return allauth_views.token(request)
     if grant_type == "refresh_token":
         return _refresh(request)

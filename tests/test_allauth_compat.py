@@ -132,8 +132,9 @@ def test_allauth_keeps_grant_id_and_claims_with_the_code_and_its_tokens(signed_i
         claims=allauth_compat.claims_with_session_sub(claims, customer.unified_id),
     )
     code = _consent(client, page)["code"]
-    grant_id, found_claims = allauth_compat.code_grant(code)
+    grant_id, found_claims, client_id = allauth_compat.code_grant(code)
     assert found_claims == claims
+    assert client_id == store_app.client_id
     tokens = _exchange(store_app, code)
     assert allauth_compat.token_grant(Token.Type.ACCESS_TOKEN, tokens["access_token"]) == grant_id
     assert allauth_compat.token_grant(Token.Type.REFRESH_TOKEN, tokens["refresh_token"]) == grant_id
