@@ -100,7 +100,7 @@ def _delivery(campaign, step, account, status, clicked, linked, unsub, bounced) 
         email_key=account.email_key or "x@example.jp",
         language="ja",
         status=status,
-        sent_at=when if status == "sent" else None,
+        sent_at=when if status in Delivery.REACHED else None,
         clicked_at=when if clicked else None,
         linked_at=when if linked else None,
         unsubscribed_at=when if unsub else None,
@@ -210,6 +210,30 @@ def test_csv_export_has_the_same_numbers_and_escapes_formulas(client, dataset, m
     assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
     store = next(row for row in rows if row and row[0].endswith('evil.example")'))
     assert store[1:] == ["4", "2", "50.00%"]
+
+
+def test_unconfirmed_emails_are_shown_and_count_as_reached(
+    client, make_staff, service, make_account, make_campaign
+):
+    """A click from an email whose hand-over was never confirmed proves it arrived:
+    the rates count unconfirmed emails with the sent ones, never above 100%."""
+    campaign = make_campaign(name="夏", services=[service], steps=(0,))
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending", started_at=_at(6))
+    for i, (status, clicked) in enumerate(
+        [("sent", True), ("sent", False), ("unconfirmed", True), ("unconfirmed", False)]
+    ):
+        account = make_account(f"U{i}", service=service, email=f"u{i}@example.jp")
+        _delivery(campaign, 0, account, status, clicked, False, False, False)
+    (step,) = stats.funnel(TODAY - timedelta(days=7), TODAY)
+    assert (step.audience, step.sent, step.unconfirmed, step.clicked) == (4, 2, 2, 2)
+    assert step.click_rate == 0.5
+    verified_login(client, make_staff(role="analyst"))
+    page = client.get("/admin/dashboard/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    assert '<th class="num">未確認</th>' in page
+    rows = list(
+        csv.reader(io.StringIO(client.get("/admin/dashboard.csv").content.decode("utf-8-sig")))
+    )
+    assert ["夏", "0", "4", "2", "2", "0", "2", "0", "0", "0", "50.00%", "0.00%", "0.00%"] in rows
 
 
 @pytest.mark.parametrize("value", ["=1+2", "+1", "-1", "@x", "\tx", "\rx"])

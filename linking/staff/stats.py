@@ -141,6 +141,7 @@ class FunnelStep:
     step: int
     audience: int
     sent: int
+    unconfirmed: int  # handed over, the mail server's answer lost: may have arrived
     failed: int
     clicked: int
     linked: int
@@ -148,12 +149,17 @@ class FunnelStep:
     bounced: int
 
     @property
+    def reached(self) -> int:
+        """Emails that may have arrived (Delivery.REACHED): a click can come from either."""
+        return self.sent + self.unconfirmed
+
+    @property
     def click_rate(self) -> float | None:
-        return self.clicked / self.sent if self.sent else None
+        return self.clicked / self.reached if self.reached else None
 
     @property
     def link_rate(self) -> float | None:
-        return self.linked / self.sent if self.sent else None
+        return self.linked / self.reached if self.reached else None
 
     @property
     def click_to_link(self) -> float | None:
@@ -291,7 +297,7 @@ FUNNEL_SECONDS = 5 * 60
 
 
 def _funnel_key(campaign_id: int) -> str:
-    return f"staff:funnel:{campaign_id}"
+    return f"staff:funnel:v2:{campaign_id}"  # v2: with unconfirmed
 
 
 def _store_funnels(campaign_ids: list[int]) -> dict[str, list[FunnelStep]]:
@@ -302,6 +308,7 @@ def _store_funnels(campaign_ids: list[int]) -> dict[str, list[FunnelStep]]:
         .annotate(
             audience=Count("pk"),
             sent=Count("pk", filter=Q(status=S.SENT)),
+            unconfirmed=Count("pk", filter=Q(status=S.UNCONFIRMED)),
             failed=Count("pk", filter=Q(status=S.FAILED)),
             clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
             linked=Count("pk", filter=Q(linked_at__isnull=False)),
@@ -319,6 +326,7 @@ def _store_funnels(campaign_ids: list[int]) -> dict[str, list[FunnelStep]]:
                 step=row["step"],
                 audience=row["audience"],
                 sent=row["sent"],
+                unconfirmed=row["unconfirmed"],
                 failed=row["failed"],
                 clicked=row["clicked"],
                 linked=row["linked"],
