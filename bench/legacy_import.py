@@ -37,17 +37,6 @@ TARGET_RATIO = 3.0
 BATCH = 1000
 SERVICE_PREFIX = "bench-import"
 
-HEADER = [
-    "external_id",
-    "email",
-    "phone",
-    "name",
-    "name_kana",
-    "birth_date",
-    "password_hash",
-    "points",
-    "rank",
-]
 _FULL_WIDTH = str.maketrans("0123456789-", "０１２３４５６７８９－")
 
 
@@ -133,10 +122,13 @@ _HALF_WIDTH_KANA = _half_width_kana()
 
 
 def generate(path: Path, rows: int) -> None:
+    """The importer's columns in its order, then "rank" (an attribute)."""
+    from linking.importing import COLUMNS
+
     rng = random.Random(20261123)
     with path.open("w", encoding="utf-8", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(HEADER)
+        writer.writerow([*COLUMNS, "rank"])
         writer.writerows(_row(rng, number) for number in range(1, rows + 1))
 
 
@@ -208,9 +200,7 @@ def _accounts(service, path: Path) -> Iterator[list]:
 
     batch = []
     for record in valid_records(path, "utf-8"):
-        fields = record._asdict()
-        del fields["line"], fields["attributes_json"]
-        batch.append(LegacyAccount(service=service, **fields))
+        batch.append(LegacyAccount(service=service, **record._asdict()))
         if len(batch) == BATCH:
             yield batch
             batch = []

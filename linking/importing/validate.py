@@ -51,9 +51,9 @@ class RowError(Exception):
 
 
 class Record(NamedTuple):
-    """A valid row, ready to write: imported fields, match keys and row hash."""
+    """A valid row, ready to write: imported fields, match keys and row hash (in
+    the order of the COPY line's columns)."""
 
-    line: int
     external_id: str
     email: str
     phone: str
@@ -63,7 +63,6 @@ class Record(NamedTuple):
     password_hash: str
     points: int
     attributes: dict[str, str]
-    attributes_json: str
     email_key: str
     phone_key: str
     name_key: str
@@ -224,7 +223,7 @@ class Preparer:
         id_position = self.layout.positions[0]
         for row, first, last in zip(batch.rows, batch.firsts, batch.lasts, strict=True):
             try:
-                external_id, kind, item = self._row(first, row)
+                external_id, kind, item = self._row(row)
             except RowError as error:
                 rejects.append(Reject(first, last, shown_id(row[id_position]), str(error)))
                 continue
@@ -236,7 +235,7 @@ class Preparer:
             rejects = sorted([*rejects, *batch.rejects], key=_line)
         return Prepared(len(batch.rows) + len(batch.rejects), ids, lines, kinds, items, rejects)
 
-    def _row(self, line: int, row: list[str]) -> tuple[str, int, object]:
+    def _row(self, row: list[str]) -> tuple[str, int, object]:
         layout = self.layout
         values = list(map(str.strip, row))
         if _UNSTORABLE.search("".join(row)):
@@ -284,7 +283,6 @@ class Preparer:
         email_key, phone_key = normalize_email(email), normalize_phone(phone)
         if self.copy_prefix is None:
             record = Record(
-                line,
                 external_id,
                 email,
                 phone,
@@ -294,7 +292,6 @@ class Preparer:
                 password_hash,
                 points,
                 {c: value for c, _key, value in attributes},
-                attributes_json,
                 email_key,
                 phone_key,
                 name_key,
