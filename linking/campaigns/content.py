@@ -131,7 +131,7 @@ class Renderer:
                 values = {**_MARKS, "service": service.name, "incentive": service.incentive}
                 # The service's own page with its link button, where it has one.
                 values["service_link"] = service.link_page_url or _MARKS["link"]
-                frame = _render(self.campaign, language, step, values, _MARKS["unsubscribe_url"])
+                frame = _render(self.campaign, language, step, values)
                 self._frames[key] = frame
             personal = {
                 "name": account.name or _("customer"),
@@ -168,10 +168,8 @@ def render(
     )
 
 
-def _render(
-    campaign: Campaign, language: str, step: int, values: dict[str, str], unsubscribe_url: str
-) -> Rendered:
-    """render() with the values given; the caller has activated `language`."""
+def _render(campaign: Campaign, language: str, step: int, values: dict[str, str]) -> Rendered:
+    """One frame with markers for the personal values; the caller has activated `language`."""
     if language == Language.EN:
         subject, text, html = campaign.subject_en, campaign.text_en, campaign.html_en
     else:
@@ -179,7 +177,7 @@ def _render(
     subject = fill(subject, values).replace("\n", " ").strip()
     if step > 0:
         subject = _("Reminder: %(subject)s") % {"subject": subject}
-    footer = {"campaign": campaign, "unsubscribe_url": unsubscribe_url}
+    footer = {"campaign": campaign, "unsubscribe_url": _MARKS["unsubscribe_url"]}
     text_body = fill(text, values) + "\n\n" + render_to_string("campaigns/email/footer.txt", footer)
     html_content = (
         fill(html, values, html=True) if html else linebreaks(urlize(escape(fill(text, values))))
