@@ -86,7 +86,7 @@ def copy_write(service: LegacyService, batches: Iterator[Prepared]) -> tuple[int
                 if new:
                     copy.write("".join(new).encode())
                     inserted += len(new)
-                if len(new) + prepared.kinds.count(UNCHANGED) < len(prepared.kinds):
+                if CHANGED in prepared.kinds:
                     lines = items(prepared, CHANGED)
                     changed.write("".join(lines).encode())
                     changed_count += len(lines)
