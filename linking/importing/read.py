@@ -7,13 +7,12 @@ are read again as rows of their own; an oversized field or line rejects its row.
 
 import codecs
 import csv
-import re
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-from linking.importing.report import Reject, shown_id
+from linking.importing.report import UNDECODABLE, Reject, shown_id
 
 COLUMNS = (
     "external_id",
@@ -34,7 +33,6 @@ MAX_ROW_CHARS = 1024 * 1024
 BATCH_CHARS = 1024 * 1024
 _SAMPLE_BYTES = 4 * 1024 * 1024
 _SAMPLE_CHUNK = 64 * 1024
-_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 class ImportFileError(Exception):
@@ -73,8 +71,8 @@ def _detect_encoding(path: Path) -> str:
             chunk = file.read(_SAMPLE_CHUNK)
             if not chunk:
                 break
-            utf8_errors += len(_SURROGATE.findall(utf8.decode(chunk)))
-            cp932_errors += len(_SURROGATE.findall(cp932.decode(chunk)))
+            utf8_errors += len(UNDECODABLE.findall(utf8.decode(chunk)))
+            cp932_errors += len(UNDECODABLE.findall(cp932.decode(chunk)))
     if utf8_errors == 0 or utf8_errors <= cp932_errors:
         return "utf-8-sig"
     return "cp932"

@@ -12,7 +12,8 @@ from linking.spreadsheet import safe_cell
 
 HEADER = ("line", "last_line", "external_id", "reason")
 EXCERPT_CHARS = 40
-_SURROGATE = re.compile("[\udc80-\udcff]")
+# A byte the file's encoding could not decode, as errors="surrogateescape" reads it.
+UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def excerpt(value: str) -> str:
 def shown_id(value: str) -> str:
     """The external_id column of the report: as read, at most 64 characters,
     undecodable bytes as "?"."""
-    return _SURROGATE.sub("?", value.strip()[:64])
+    return UNDECODABLE.sub("?", value.strip()[:64])
 
 
 class Report:

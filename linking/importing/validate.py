@@ -22,7 +22,7 @@ from typing import NamedTuple
 from django.utils import timezone
 
 from linking.importing.read import COLUMNS, Batch
-from linking.importing.report import Reject, excerpt, shown_id
+from linking.importing.report import UNDECODABLE, Reject, excerpt, shown_id
 from linking.models import LegacyAccount
 from linking.normalize import normalize_email, normalize_name, normalize_phone
 
@@ -38,7 +38,6 @@ _POINTS_LIMIT = 2**31 - 1
 _EARLIEST_BIRTH = date(1870, 1, 1)
 # Memo tables for values that repeat across rows (dates, names); cleared when full.
 _MEMO_LIMIT = 100_000
-_SURROGATE = re.compile("[\udc80-\udcff]")
 _UNSTORABLE = re.compile("[\x00\udc80-\udcff]")
 _DATE_SEPARATED = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
 _DATE_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
@@ -329,7 +328,7 @@ def _escaped(fields: tuple[str, ...]) -> str:
 
 def _check_characters(header: list[str], values: list[str]) -> None:
     for column, value in zip(header, values, strict=True):
-        if _SURROGATE.search(value):
+        if UNDECODABLE.search(value):
             raise RowError(f"undecodable bytes in {column} (not valid in the file's encoding)")
         if "\x00" in value:
             raise RowError(f"NUL character in {column}")
