@@ -180,9 +180,9 @@ def return_url(link_request: LinkRequest, code: str) -> str:
 
 def exchange(*, client_id: str, code: str) -> LinkRequest | None:
     """The result behind a code, once, for the client that pushed the request."""
-    now = timezone.now()
+    now, code_hash = timezone.now(), _digest(code)
     spent = LinkRequest.objects.filter(
-        code_hash=_digest(code),
+        code_hash=code_hash,
         client_id=client_id,
         exchanged_at__isnull=True,
         code_expires_at__gt=now,
@@ -190,7 +190,7 @@ def exchange(*, client_id: str, code: str) -> LinkRequest | None:
     if not spent:
         return None
     return LinkRequest.objects.select_related("account__service", "customer").get(
-        code_hash=_digest(code)
+        code_hash=code_hash
     )
 
 
