@@ -4,7 +4,6 @@ Trained parameters travel between backends as m/u probabilities laid onto the mo
 built for the target dialect (the SQL differs between DuckDB and Spark, the levels
 do not), so a model trained on DuckDB scores identically on Spark."""
 
-from copy import deepcopy
 from typing import Any
 
 import splink.comparison_level_library as cll
@@ -94,7 +93,7 @@ def for_dialect(trained: dict[str, Any], dialect: str) -> dict[str, Any]:
             for key in ("m_probability", "u_probability", "tf_minimum_u_value"):
                 if key in trained_level:
                     level[key] = trained_level[key]
-    return deepcopy(settings)
+    return settings
 
 
 def comparison_names() -> list[str]:
