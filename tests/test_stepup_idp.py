@@ -192,3 +192,11 @@ def test_an_id_token_with_another_nonce_is_refused(fake_idp, client, provider):
     assert not get_user(client).is_authenticated
     assert not Customer.objects.exists()
     assert not SocialAccount.objects.exists()
+
+
+def test_a_customer_with_a_password_is_never_offered_a_mailed_code(customer_client):
+    page = customer_client.get("/accounts/reauthenticate/")
+
+    assert page.status_code == 200
+    assert CODE_PAGE not in page.content.decode()
+    assert customer_client.get(CODE_PAGE).status_code == 403
