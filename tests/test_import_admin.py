@@ -7,6 +7,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -181,36 +183,48 @@ def test_beat_looks_for_lost_imports():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_run_whose_job_was_taken_over_meanwhile_rolls_its_import_back(
-    otp_admin_client, settings, tmp_path
-):
+def test_a_run_whose_job_was_taken_over_meanwhile_rolls_its_import_back(settings, tmp_path):
     """Recovery judged this run lost (its heartbeat stalled) and gave the job to a
     second run: when the first one ends after all, neither its rows nor its counts
     are committed, so the second run's result is the job's."""
     if connection.vendor != "postgresql":
         pytest.skip("another connection blocks the import mid-way: PostgreSQL only")
     settings.MEDIA_ROOT = tmp_path / "media"
-    service = LegacyService.objects.create(code="pos", name_ja="POS")
-    job = ImportJob(service=service)
-    job.file.save("pos.csv", ContentFile(CSV), save=True)
-    params = connection.get_connection_params()
-    with psycopg.connect(**params) as service_lock, psycopg.connect(**params) as watch:
-        # The import waits for this lock on the service row, after the job was claimed.
-        service_lock.execute(
-            "SELECT 1 FROM linking_legacyservice WHERE id = %s FOR UPDATE", [service.pk]
-        )
-        run = threading.Thread(target=_run_and_close, args=(job.pk,))
-        run.start()
-        wait_until(lambda: _waiting_for_locks(watch) == 1, what="the import to wait")
+    job = _job()
+    with _run_waiting_for_the_service(job):
         # Meanwhile the job went to a second run (its attempt 2).
         assert ImportJob.objects.filter(pk=job.pk, attempts=1).update(attempts=2) == 1
-        service_lock.rollback()
-        run.join()
 
     job.refresh_from_db()
     assert (job.status, job.attempts, job.inserted, job.rejected) == ("running", 2, 0, 0)
     assert not job.report
     assert not LegacyAccount.objects.exists()
+
+
+def _job() -> ImportJob:
+    service = LegacyService.objects.create(code="pos", name_ja="POS")
+    job = ImportJob(service=service)
+    job.file.save("pos.csv", ContentFile(CSV), save=True)
+    return job
+
+
+@contextmanager
+def _run_waiting_for_the_service(job: ImportJob) -> Iterator[None]:
+    """Runs the job in a thread; its import, once the job is claimed, waits for a
+    lock held here on the service row until the block ends, then finishes."""
+    params = connection.get_connection_params()
+    with psycopg.connect(**params) as service_lock, psycopg.connect(**params) as watch:
+        service_lock.execute(
+            "SELECT 1 FROM linking_legacyservice WHERE id = %s FOR UPDATE", [job.service_id]
+        )
+        run = threading.Thread(target=_run_and_close, args=(job.pk,))
+        run.start()
+        try:
+            wait_until(lambda: _waiting_for_locks(watch) == 1, what="the import to wait")
+            yield
+        finally:
+            service_lock.rollback()
+            run.join()
 
 
 def _run_and_close(job_id: int) -> None:
@@ -237,23 +251,12 @@ def test_an_import_longer_than_the_lease_keeps_its_job_while_its_worker_lives(se
         pytest.skip("another connection blocks the import mid-way: PostgreSQL only")
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.IMPORT_LEASE_SECONDS = 1
-    service = LegacyService.objects.create(code="pos", name_ja="POS")
-    job = ImportJob(service=service)
-    job.file.save("pos.csv", ContentFile(CSV), save=True)
-    params = connection.get_connection_params()
-    with psycopg.connect(**params) as service_lock, psycopg.connect(**params) as watch:
-        service_lock.execute(
-            "SELECT 1 FROM linking_legacyservice WHERE id = %s FOR UPDATE", [service.pk]
-        )
-        run = threading.Thread(target=_run_and_close, args=(job.pk,))
-        run.start()
-        wait_until(lambda: _waiting_for_locks(watch) == 1, what="the import to wait")
+    job = _job()
+    with _run_waiting_for_the_service(job):
         wait_until(lambda: _running_for(job) > 3, what="three leases to pass")
 
         assert import_jobs.recover() == 0
 
-        service_lock.rollback()
-        run.join()
     job.refresh_from_db()
     assert (job.status, job.attempts, job.inserted, job.rejected) == ("done", 1, 2, 2)
 
