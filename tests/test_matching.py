@@ -185,6 +185,15 @@ def reviewed(make_service, make_account, make_customer):
     return {"customer": customer, "group": group, "card": on_card, "mail": on_mail}
 
 
+def test_a_review_page_for_no_group_is_not_found(client, make_staff, reviewed):
+    verified_login(client, make_staff("admin@example.jp", superuser=True))
+    for object_id in ("abc", str(reviewed["group"].pk + 1)):
+        url = f"/admin/matching/candidategroup/{object_id}/change/"
+        assert client.get(url).status_code == 404
+        assert client.post(url, {"decision": "confirm"}).status_code == 404
+    assert CandidateGroup.objects.get().status == CandidateGroup.Status.OPEN
+
+
 def test_staff_confirm_a_group_and_the_owner_sees_the_others(client, make_staff, reviewed):
     group, customer = reviewed["group"], reviewed["customer"]
     centre = client.__class__()

@@ -4,8 +4,8 @@ groups it found with the evidence per field, confirm or dismiss them."""
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -85,7 +85,9 @@ class CandidateGroupAdmin(_ReadOnly):
         """The review page: accounts, per-field evidence, confirm or dismiss."""
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
-        group = get_object_or_404(CandidateGroup, pk=object_id)
+        group = self.get_object(request, object_id)  # None for a malformed id too
+        if group is None:
+            raise Http404
         if request.method == "POST":
             if not self.has_change_permission(request, group):
                 raise PermissionDenied
