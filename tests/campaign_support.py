@@ -21,6 +21,8 @@ from aiosmtpd.controller import Controller
 from django.conf import settings as django_settings
 from django.db import connection, connections
 
+from tests.broker import purge_broker
+
 BASE_DIR = Path(django_settings.BASE_DIR)
 WAIT_SECONDS = 90  # a guard against hanging forever, not a speed requirement
 
@@ -85,6 +87,15 @@ class SmtpSink:
 
     def to(self, address: str) -> list[email.message.EmailMessage]:
         return [message for message in self.snapshot() if str(message["To"]) == address]
+
+    def env(self) -> dict[str, str]:
+        """The environment that sends another process's mail here."""
+        return {
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(self.port),
+            "EMAIL_USE_TLS": "0",
+            "EMAIL_USE_SSL": "0",
+        }
 
 
 def send_everything(campaign) -> int:
@@ -197,6 +208,25 @@ class Worker:
         return "\n".join(
             path.read_text(errors="replace") for path in sorted(self.log_dir.glob("worker-*.log"))
         )
+
+
+@contextlib.contextmanager
+def worker_on_test_database(tmp_path: Path, **env: str) -> Iterator[Worker]:
+    """A real Celery worker (not started) on the test's database and broker, with `env`
+    on top of this process's environment; killed afterwards, the broker emptied both
+    before and after so no test sees another's messages."""
+    purge_broker()
+    database = database_url_for_worker(tmp_path)
+    log_dir = tmp_path / "worker-logs"
+    log_dir.mkdir()
+    base = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    running = Worker({**base, "DATABASE_URL": next(database), **env}, log_dir)
+    try:
+        yield running
+    finally:
+        running.stop()
+        purge_broker()
+        next(database, None)
 
 
 class TcpProxy:

@@ -3,7 +3,6 @@ timed): the legacy-password proof checks an unknown member number as hard as a k
 one, and sign-up hashes once for a registered address as for a new one. allauth's
 mail leaves through a Celery task after commit, never from the request itself."""
 
-import os
 from collections.abc import Iterator
 
 import argon2
@@ -17,8 +16,7 @@ from django.urls import reverse
 from accounts import hashers as site_hashers
 from accounts.models import Customer
 from accounts.tasks import send_email
-from tests.broker import purge_broker
-from tests.campaign_support import SmtpSink, Worker, database_url_for_worker, wait_until
+from tests.campaign_support import SmtpSink, Worker, wait_until, worker_on_test_database
 from tests.conftest import PASSWORD
 from tests.fixtures.mfa import stepped_up
 
@@ -207,24 +205,9 @@ class TestWithARealWorker:
 
     @pytest.fixture
     def worker(self, transactional_db, smtp_sink, tmp_path) -> Iterator[Worker]:
-        purge_broker()
-        database = database_url_for_worker(tmp_path)
-        env = {
-            **os.environ,
-            "DATABASE_URL": next(database),
-            "EMAIL_HOST": "127.0.0.1",
-            "EMAIL_PORT": str(smtp_sink.port),
-            "EMAIL_USE_TLS": "0",
-            "EMAIL_USE_SSL": "0",
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-        }
-        (tmp_path / "worker-logs").mkdir()
-        running = Worker(env, tmp_path / "worker-logs")
-        running.start()
-        yield running
-        running.stop()
-        purge_broker()
-        next(database, None)
+        with worker_on_test_database(tmp_path, **smtp_sink.env()) as running:
+            running.start()
+            yield running
 
     def test_each_sign_up_mail_is_sent_by_the_worker_in_the_request_language(
         self, make_customer, worker, smtp_sink, mailoutbox

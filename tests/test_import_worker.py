@@ -4,7 +4,6 @@ file imported once and its counts and report right."""
 
 import csv
 import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +14,7 @@ from django.db import connection
 
 from linking import import_jobs
 from linking.models import ImportJob, LegacyAccount, LegacyService
-from tests.broker import purge_broker
-from tests.campaign_support import Worker, database_url_for_worker, wait_until
+from tests.campaign_support import Worker, wait_until, worker_on_test_database
 
 HEADER = "external_id,email,phone,name,name_kana,birth_date,password_hash,points"
 LEASE_SECONDS = 2
@@ -27,22 +25,12 @@ def worker(transactional_db, tmp_path: Path, settings) -> Iterator[Worker]:
     """A real Celery worker (not started) on the test's database, broker and media."""
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.IMPORT_LEASE_SECONDS = LEASE_SECONDS
-    purge_broker()
-    database = database_url_for_worker(tmp_path)
-    env = {
-        **os.environ,
-        "DATABASE_URL": next(database),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "IMPORT_LEASE_SECONDS": str(LEASE_SECONDS),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    log_dir = tmp_path / "worker-logs"
-    log_dir.mkdir()
-    running = Worker(env, log_dir)
-    yield running
-    running.stop()
-    purge_broker()
-    next(database, None)
+    with worker_on_test_database(
+        tmp_path,
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        IMPORT_LEASE_SECONDS=str(LEASE_SECONDS),
+    ) as running:
+        yield running
 
 
 def _job(rows: int) -> ImportJob:

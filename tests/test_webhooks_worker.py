@@ -2,7 +2,6 @@
 worker process (tests/campaign_support.Worker, on the test's database and broker)
 posts to a real local receiver, and retries with backoff until it answers 2xx."""
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -10,30 +9,19 @@ from standardwebhooks import Webhook
 
 from linking import claims
 from linking.api.models import WebhookDelivery
-from tests.broker import purge_broker
-from tests.campaign_support import Worker, database_url_for_worker, wait_until
+from tests.campaign_support import Worker, wait_until, worker_on_test_database
 
 pytest_plugins = ["tests.fixtures.api"]
 
 
 @pytest.fixture
 def webhook_worker(transactional_db, tmp_path) -> Iterator[Worker]:
-    purge_broker()
-    database = database_url_for_worker(tmp_path)
-    env = {
-        **os.environ,
-        "DATABASE_URL": next(database),
-        "WEBHOOK_RETRY_BASE_SECONDS": "1",
-        "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",  # the local receiver, on any port
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    log_dir = tmp_path / "worker-logs"
-    log_dir.mkdir()
-    running = Worker(env, log_dir)
-    yield running
-    running.stop()
-    purge_broker()
-    next(database, None)
+    with worker_on_test_database(
+        tmp_path,
+        WEBHOOK_RETRY_BASE_SECONDS="1",
+        OUTBOUND_ALLOWED_HOSTS="127.0.0.1",  # the local receiver, on any port
+    ) as running:
+        yield running
 
 
 def test_a_worker_delivers_on_the_third_try_to_a_receiver_that_fails_twice(
