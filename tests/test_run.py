@@ -6,7 +6,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from config.run import addresses, next_delay
+from tests.campaign_support import free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-SITE_LINE = re.compile(r"Site:\s+(\S+)")
 
 
 @pytest.mark.parametrize(
@@ -46,23 +45,6 @@ def test_the_address_printed_is_where_the_server_listens(environ, listen, url):
     assert addresses(environ) == (listen, url)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _site_line(process: subprocess.Popen) -> str:
-    """The address config.run prints; the rest of its output is read on and dropped,
-    so the three processes never block on a full pipe."""
-    for line in process.stdout:
-        found = SITE_LINE.search(line)
-        if found:
-            threading.Thread(target=process.stdout.read, daemon=True).start()
-            return found.group(1)
-    raise AssertionError("config.run printed no Site: line")
-
-
 def _answers(url: str, tries: int = 120) -> int:
     """The status of /healthz, once the server answers (tries half a second apart)."""
     for _ in range(tries):
@@ -76,44 +58,20 @@ def _answers(url: str, tries: int = 120) -> int:
     raise AssertionError(f"nothing answered at {url}")
 
 
-def test_make_run_starts_under_an_http_ip_address_and_answers_where_it_says(tmp_path):
-    """SITE_URL=http://127.0.0.1:PORT: passkeys are off there rather than stopping
-    runserver's system checks. (RUN_ADDR's addresses are the table above.)"""
-    port = _free_port()
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"SITE_URL", "RUN_ADDR", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL"}
-    }
-    env.update(VAR_DIR=str(tmp_path), DEBUG="1", PYTHONUNBUFFERED="1")
-    env["SITE_URL"] = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
+def _make_run(tmp_path: Path, **env: str) -> subprocess.Popen:
+    """`make run` (config.run) in its own process group, with `env` for its address and
+    none of the test's own address or database settings."""
+    ignored = {"SITE_URL", "RUN_ADDR", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL"}
+    inherited = {name: value for name, value in os.environ.items() if name not in ignored}
+    return subprocess.Popen(
         [sys.executable, "-m", "config.run"],
         cwd=BASE_DIR,
-        env=env,
+        env={**inherited, "VAR_DIR": str(tmp_path), "DEBUG": "1", "PYTHONUNBUFFERED": "1", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
-    try:
-        assert _site_line(process) == f"http://127.0.0.1:{port}/"
-        assert _answers(f"http://127.0.0.1:{port}/") in {200, 503}
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@pytest.mark.parametrize(
-    ("previous", "lived", "delay"),
-    [(0, 0, 1), (1, 2, 2), (8, 0.5, 16), (16, 1, 30), (30, 1, 30), (30, 61, 1)],
-)
-def test_a_child_that_keeps_dying_backs_off_up_to_30_seconds(previous, lived, delay):
-    assert next_delay(previous, lived) == delay
 
 
 class _Lines:
@@ -142,6 +100,32 @@ class _Lines:
         raise AssertionError(f"no line matching {pattern!r}; the last ones: {self.seen[-20:]}")
 
 
+def test_make_run_starts_under_an_http_ip_address_and_answers_where_it_says(tmp_path):
+    """SITE_URL=http://127.0.0.1:PORT: passkeys are off there rather than stopping
+    runserver's system checks. (RUN_ADDR's addresses are the table above.)"""
+    port = free_port()
+    process = _make_run(tmp_path, SITE_URL=f"http://127.0.0.1:{port}")
+    try:
+        site = _Lines(process).wait_for(r"Site:\s+(\S+)").group(1)
+        assert site == f"http://127.0.0.1:{port}/"
+        assert _answers(f"http://127.0.0.1:{port}/") in {200, 503}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.mark.parametrize(
+    ("previous", "lived", "delay"),
+    [(0, 0, 1), (1, 2, 2), (8, 0.5, 16), (16, 1, 30), (30, 1, 30), (30, 61, 1)],
+)
+def test_a_child_that_keeps_dying_backs_off_up_to_30_seconds(previous, lived, delay):
+    assert next_delay(previous, lived) == delay
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -154,22 +138,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_killed_worker_comes_back_and_sigterm_still_stops_all_three(tmp_path):
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"SITE_URL", "RUN_ADDR", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL"}
-    }
-    env.update(VAR_DIR=str(tmp_path), DEBUG="1", PYTHONUNBUFFERED="1")
-    env["RUN_ADDR"] = f"127.0.0.1:{_free_port()}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "config.run"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = _make_run(tmp_path, RUN_ADDR=f"127.0.0.1:{free_port()}")
     output = _Lines(process)
     try:
         first = int(output.wait_for(r"worker started \(pid (\d+)\)").group(1))
