@@ -85,6 +85,25 @@ def test_it_imports_cp932_files(service, tmp_path, args):
     assert names == {"山田　太郎", "佐藤 花子", "髙橋 一郎"}
 
 
+def test_a_utf8_file_with_a_few_broken_bytes_is_still_read_as_utf8(service, tmp_path):
+    """Detection does not fall back to CP932 for one bad byte: that would garble
+    every name in the file. The row with the byte is rejected."""
+    path = write_csv(tmp_path, [HEADER, *ROWS])
+    path.write_bytes(
+        path.read_bytes() + "A0009,,,山\udcff田,,,,\r\n".encode(errors="surrogateescape")
+    )
+    report = tmp_path / "report.csv"
+
+    out = run_import(path, "--report", str(report))
+
+    assert "read 4, inserted 3, updated 0, unchanged 0, rejected 1 (utf-8-sig, " in out
+    names = set(LegacyAccount.objects.values_list("name", flat=True))
+    assert names == {"山田　太郎", "佐藤 花子", "髙橋 一郎"}
+    assert [r["reason"] for r in read_report(report)] == [
+        "undecodable bytes in name (not valid in the file's encoding)"
+    ]
+
+
 def test_it_imports_good_rows_of_a_cp932_file_and_reports_bad_ones_by_line(service, tmp_path):
     lines = [
         HEADER,
