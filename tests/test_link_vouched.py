@@ -196,6 +196,8 @@ def test_a_service_whose_policy_does_not_allow_vouching_is_refused(
     assert customer_client.post(path).status_code == 403
     shop_account.refresh_from_db()
     assert shop_account.owner is None
+    failed = AuditEvent.objects.get(action="proof_failed", account=shop_account)
+    assert (failed.method, failed.reason) == ("vouched", "service does not accept vouching")
 
 
 def test_vouching_is_off_by_default(make_service):
