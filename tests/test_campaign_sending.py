@@ -355,6 +355,24 @@ def test_suppression_is_rechecked_in_the_hand_over_itself(
     assert skipped == {"b@example.jp": "suppressed", "c@example.jp": "linked before sending"}
 
 
+def test_a_record_that_refuses_marketing_email_after_planning_is_not_mailed(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    make_account("S1", email="a@example.jp")
+    refusing = make_account("S2", email="b@example.jp", attributes={"marketing_consent": True})
+    campaign = make_campaign()
+    _start(campaign)
+    # A re-import after planning: the service's record now says no to marketing email.
+    refusing.attributes = {"marketing_consent": False}
+    refusing.save(update_fields=["attributes"])
+
+    send_everything(campaign)
+
+    assert smtp_sink.recipients() == {"a@example.jp": 1}
+    skipped = Delivery.objects.get(email_key="b@example.jp")
+    assert (skipped.status, skipped.error) == ("skipped", "marketing email refused")
+
+
 def test_a_handed_over_delivery_whose_outcome_was_lost_is_unconfirmed_never_resent(
     make_campaign, make_account, smtp_sink: SmtpSink
 ):

@@ -411,12 +411,14 @@ def close(mails: list[BaseEmailBackend]) -> None:
 
 
 def _sendable() -> Q:
-    """May still be sent: address not suppressed, marketing email not refused, legacy
-    account not linked. On the delivery row itself, for the hand-over UPDATE."""
+    """May still be sent: address not suppressed, marketing email not refused (by a
+    unified ID, or on the legacy record since planning: a re-import), legacy account
+    not linked. On the delivery row itself, for the hand-over UPDATE."""
+    closed = Q(owner__isnull=False) | Q(attributes__marketing_consent=False)
     return (
         ~Q(Exists(Suppression.objects.filter(email_key=OuterRef("email_key"))))
         & consent.marketing_allowed(OuterRef("email_key"))
-        & ~Q(Exists(LegacyAccount.objects.filter(pk=OuterRef("account_id"), owner__isnull=False)))
+        & ~Q(Exists(LegacyAccount.objects.filter(closed, pk=OuterRef("account_id"))))
     )
 
 
@@ -435,13 +437,19 @@ def _skip_blocked(deliveries: list[Delivery]) -> None:
                 consent.marketing_allowed(OuterRef("email_key")), output_field=BooleanField()
             ),
         )
-        .values_list("pk", "suppressed", "allowed", "account__owner_id")
+        .values_list(
+            "pk",
+            "suppressed",
+            "allowed",
+            "account__owner_id",
+            "account__attributes__marketing_consent",
+        )
     )
     reasons: dict[str, list[int]] = {}
-    for pk, suppressed, allowed, owner_id in rows:
+    for pk, suppressed, allowed, owner_id, record_consent in rows:
         if suppressed:
             reason = "suppressed"
-        elif not allowed:
+        elif not allowed or record_consent is False:
             reason = "marketing email refused"
         elif owner_id is not None:
             reason = "linked before sending"
