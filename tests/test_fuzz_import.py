@@ -124,8 +124,11 @@ def test_a_missing_column_refuses_the_file_and_names_it(db, tmp_path):
     assert not LegacyAccount.objects.filter(service=service).exists()
 
 
-@pytest.mark.parametrize("size", [100_000, 200_000])
-def test_a_huge_field_rejects_its_row_only(db, tmp_path, size):
+@pytest.mark.parametrize(
+    ("size", "reason"),
+    [(100_000, "name longer than "), (200_000, "a field longer than 131,072 characters")],
+)
+def test_a_huge_field_rejects_its_row_only(db, tmp_path, size, reason):
     """Also one over the csv module's field limit (131,072 characters)."""
     service = _service()
     path = tmp_path / "huge.csv"
@@ -140,6 +143,7 @@ def test_a_huge_field_rejects_its_row_only(db, tmp_path, size):
     assert (result.inserted, result.rejected) == (1, 1)
     (reject,) = _report(tmp_path / "r.csv")
     assert (reject["line"], reject["last_line"]) == ("2", "2")
+    assert reject["reason"].startswith(reason)
     assert list(
         LegacyAccount.objects.filter(service=service).values_list("external_id", flat=True)
     ) == ["A2"]
