@@ -5,8 +5,6 @@ others are told it belongs to another unified ID and get a support reference."""
 import hashlib
 import html
 import re
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -16,6 +14,7 @@ from django.db import connection
 from linking import throttle
 from linking.models import AuditEvent, LegacyAccount, LinkEvent
 from tests.conftest import PASSWORD
+from tests.http_race import all_at_once, csrf_token, signed_in
 
 # As many as the member number's attempt limit: attempts in flight count toward it
 # (linking.throttle), so more claimants at once would be refused as throttled.
@@ -23,7 +22,6 @@ CLAIMANTS = throttle.PER_ACCOUNT.max_failures
 MEMBER_NUMBER = "OS-7730021"
 LEGACY_PASSWORD = "legacy-Store-2009"
 LINKED = "Linked. The account now belongs to your unified ID."
-_CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 _MESSAGE = re.compile(r'<li class="message (\w+)">(.*?)</li>', re.S)
 _TAKEN = re.compile(
     r"This account is already linked to another unified ID, so it was not linked\. "
@@ -42,28 +40,15 @@ class Outcome:
     messages: list[tuple[str, str]]
 
 
-def _csrf_token(page: requests.Response) -> str:
-    found = _CSRF_FIELD.search(page.text)
-    assert found, page.text[:500]
-    return found.group(1)
-
-
 def _signed_in_session(site: str, email: str) -> requests.Session:
     """A browser-like session signed in through the site's own login form."""
-    session = requests.Session()
-    session.headers["Accept-Language"] = "en"
-    form = session.get(f"{site}/accounts/login/", timeout=30)
-    response = session.post(
-        f"{site}/accounts/login/",
-        {"csrfmiddlewaretoken": _csrf_token(form), "login": email, "password": PASSWORD},
-        timeout=30,
-    )
+    session, response = signed_in(site, email)
     assert response.url == f"{site}/me/", (response.status_code, response.url)
     # Linking asks for a fresh re-authentication (step-up): done before the race.
-    form = session.get(f"{site}/accounts/reauthenticate/", timeout=30)
+    reauthenticate = f"{site}/accounts/reauthenticate/"
     response = session.post(
-        f"{site}/accounts/reauthenticate/",
-        {"csrfmiddlewaretoken": _csrf_token(form), "password": PASSWORD},
+        reauthenticate,
+        {"csrfmiddlewaretoken": csrf_token(session, reauthenticate), "password": PASSWORD},
         timeout=30,
     )
     assert response.status_code == 200, response.status_code
@@ -95,12 +80,12 @@ def test_simultaneous_password_proofs_for_one_account_link_it_to_exactly_one_cus
     customers = [make_customer(f"claimant{index}@example.jp") for index in range(CLAIMANTS)]
     sessions = {customer.email: _signed_in_session(site, customer.email) for customer in customers}
     link_page = f"{site}/link/service/{contested.service.code}/"
-    barrier = threading.Barrier(CLAIMANTS)
+    claimants = [
+        (email, session, csrf_token(session, link_page)) for email, session in sessions.items()
+    ]
 
-    def claim(email: str) -> Outcome:
-        session = sessions[email]
-        token = _csrf_token(session.get(link_page, timeout=30))
-        barrier.wait(timeout=30)
+    def claim(number: int) -> Outcome:
+        email, session, token = claimants[number]
         response = session.post(
             link_page,
             {
@@ -113,8 +98,7 @@ def test_simultaneous_password_proofs_for_one_account_link_it_to_exactly_one_cus
         statuses = [hop.status_code for hop in response.history] + [response.status_code]
         return Outcome(email, statuses, response.url, _messages(response))
 
-    with ThreadPoolExecutor(max_workers=CLAIMANTS) as pool:
-        outcomes = list(pool.map(claim, sessions))
+    outcomes = all_at_once(claim, CLAIMANTS)
 
     assert all(status < 500 for outcome in outcomes for status in outcome.statuses), outcomes
     winners = [o for o in outcomes if o.messages == [("success", LINKED)]]

@@ -5,9 +5,7 @@ a legacy password)."""
 
 import hashlib
 import re
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
@@ -22,10 +20,9 @@ from accounts.mfa import flows
 from linking import throttle
 from linking.models import AuditEvent, OwnershipCode
 from linking.proofs import code as code_proof
-from tests.conftest import PASSWORD
+from tests.http_race import all_at_once, csrf_token, signed_in
 
 GUESSES = 50
-_CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -57,40 +54,18 @@ def site():
     thread.terminate()
 
 
-def _csrf(session: requests.Session, url: str) -> str:
-    page = session.get(url, timeout=30)
-    found = _CSRF_FIELD.search(page.text)
-    assert found, (page.status_code, page.url, page.text[:300])
-    return found.group(1)
-
-
-def _signed_in(base: str, email: str) -> requests.Session:
-    session = requests.Session()
-    session.headers["Accept-Language"] = "en"
-    token = _csrf(session, f"{base}/accounts/login/")
-    session.post(
-        f"{base}/accounts/login/",
-        {"csrfmiddlewaretoken": token, "login": email, "password": PASSWORD},
-        timeout=30,
-    )
-    return session
-
-
 def _at_once(session: requests.Session, url: str, forms: list[dict]) -> list[int]:
     """POST every form at the same moment, each from a copy of the session's cookies."""
-    token = _csrf(session, url)
-    barrier = threading.Barrier(len(forms))
+    token = csrf_token(session, url)
 
-    def post(form: dict) -> int:
+    def post(number: int) -> int:
         copy = requests.Session()
         copy.cookies.update(session.cookies)
         copy.headers.update(session.headers)
-        barrier.wait(timeout=60)
-        response = copy.post(url, {"csrfmiddlewaretoken": token, **form}, timeout=120)
-        return response.status_code
+        form = {"csrfmiddlewaretoken": token, **forms[number]}
+        return copy.post(url, form, timeout=120).status_code
 
-    with ThreadPoolExecutor(max_workers=len(forms)) as pool:
-        statuses = list(pool.map(post, forms))
+    statuses = all_at_once(post, len(forms))
     assert all(status < 500 for status in statuses), statuses
     return statuses
 
@@ -105,7 +80,7 @@ def _second_factor_failures(customer) -> Counter:
 
 def test_fifty_parallel_totp_guesses_get_at_most_the_limit_checked(site, customer):
     device = TOTPDevice.objects.create(user=customer, name="app", confirmed=True)
-    session = _signed_in(site.url, customer.email)
+    session, _ = signed_in(site.url, customer.email)
 
     _at_once(
         session,
@@ -124,7 +99,7 @@ def test_fifty_parallel_totp_guesses_get_at_most_the_limit_checked(site, custome
 
 def test_fifty_parallel_backup_code_guesses_get_at_most_the_limit_checked(site, customer):
     TOTPDevice.objects.create(user=customer, name="app", confirmed=True)
-    session = _signed_in(site.url, customer.email)
+    session, _ = signed_in(site.url, customer.email)
 
     _at_once(
         session,
@@ -142,17 +117,17 @@ def test_fifty_parallel_link_code_guesses_get_at_most_the_limit_checked(
     site, customer, make_account, mailoutbox
 ):
     legacy = make_account("S0005678", email="taro@example.jp")
-    session = _signed_in(site.url, customer.email)
+    session, _ = signed_in(site.url, customer.email)
     service_page = f"{site.url}/link/service/{legacy.service.code}/"
     session.post(
         service_page,
-        {"csrfmiddlewaretoken": _csrf(session, service_page), "num-external_id": "S0005678"},
+        {"csrfmiddlewaretoken": csrf_token(session, service_page), "num-external_id": "S0005678"},
         timeout=30,
     )
     code_page = f"{site.url}/link/account/{legacy.pk}/code/"
     session.post(
         code_page,
-        {"csrfmiddlewaretoken": _csrf(session, code_page), "channel": "email"},
+        {"csrfmiddlewaretoken": csrf_token(session, code_page), "channel": "email"},
         timeout=30,
     )
     sent = OwnershipCode.objects.get(account=legacy)
@@ -181,7 +156,7 @@ def test_fifty_parallel_legacy_password_guesses_get_at_most_the_limit_checked(
     salt = "f3a9c1"
     digest = hashlib.sha256((salt + "legacy-Store-2009").encode()).hexdigest()
     legacy = make_account("OS-7730021", password_hash=f"sha256${salt}${digest}")
-    session = _signed_in(site.url, customer.email)
+    session, _ = signed_in(site.url, customer.email)
 
     _at_once(
         session,

@@ -5,10 +5,8 @@ hash whoever the email belongs to. Costs are counted with a counting hasher."""
 
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 from allauth.account.adapter import get_adapter
 from allauth.account.models import EmailAddress
 from django.db import connection
@@ -19,10 +17,10 @@ from accounts import backends
 from accounts.hashers import Argon2idPasswordHasher
 from accounts.models import Customer
 from tests.conftest import PASSWORD
+from tests.http_race import all_at_once, csrf_token, english_session
 
 ADMIN_LOGIN = "/admin/login/"
 WRONG = "guess-Wrong-1"
-_CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
 class CountingHasher(Argon2idPasswordHasher):
@@ -218,15 +216,6 @@ def test_one_address_trying_many_accounts_is_cut_off(hashes, make_staff):
     assert _signed_in(elsewhere)
 
 
-def _csrf_session(url: str) -> tuple[requests.Session, str]:
-    session = requests.Session()
-    session.headers["Accept-Language"] = "en"
-    page = session.get(url, timeout=30)
-    found = _CSRF_FIELD.search(page.text)
-    assert found, page.text[:500]
-    return session, found.group(1)
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
@@ -243,24 +232,24 @@ def test_fifty_parallel_wrong_passwords_get_at_most_the_limit_checked(
     guesses = 50
     staff = make_staff("staff@example.jp")
     url = f"{live_server.url}{path}"
-    sessions = [_csrf_session(url) for _ in range(guesses)]
+    sessions = [english_session() for _ in range(guesses)]
+    tokens = [csrf_token(session, url) for session in sessions]
     hashes.since()
-    barrier = threading.Barrier(guesses)
 
     def guess(number: int) -> int:
-        session, token = sessions[number]
-        barrier.wait(timeout=60)
-        data = {"csrfmiddlewaretoken": token, field: staff.email, "password": f"w-{number}-Wrong"}
-        return session.post(url, data, timeout=120, allow_redirects=False).status_code
+        data = {
+            "csrfmiddlewaretoken": tokens[number],
+            field: staff.email,
+            "password": f"w-{number}-Wrong",
+        }
+        return sessions[number].post(url, data, timeout=120, allow_redirects=False).status_code
 
-    with ThreadPoolExecutor(max_workers=guesses) as pool:
-        statuses = list(pool.map(guess, range(guesses)))
+    statuses = all_at_once(guess, guesses)
 
     assert all(status < 500 for status in statuses), statuses
     assert hashes.since() == backends.PER_ACCOUNT.max_failures
 
-    session, token = sessions[0]
-    data = {"csrfmiddlewaretoken": token, field: staff.email, "password": PASSWORD}
-    response = session.post(url, data, timeout=30, allow_redirects=False)
+    data = {"csrfmiddlewaretoken": tokens[0], field: staff.email, "password": PASSWORD}
+    response = sessions[0].post(url, data, timeout=30, allow_redirects=False)
     assert response.status_code in (200, 429)
     assert hashes.since() == 0
