@@ -55,6 +55,8 @@ def test_the_right_code_links(rf, customer, legacy, mailoutbox):
     legacy.refresh_from_db()
     assert legacy.owner == customer
     assert legacy.link_events.get().proof == "code"
+    # Counted before the comparison, the right code's attempt is given back.
+    assert OwnershipCode.objects.get().failed_attempts == 0
 
 
 def test_a_code_works_only_once(rf, customer, legacy, mailoutbox):
