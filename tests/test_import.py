@@ -3,18 +3,20 @@ import datetime
 import hashlib
 import io
 import json
+import threading
 import tracemalloc
 from pathlib import Path
 
 import psycopg
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, connections
 from django.utils import timezone
 
-from linking.importing import KEYS_VERSION, import_legacy_accounts
+from linking.importing import KEYS_VERSION, ImportResult, import_legacy_accounts
 from linking.models import LegacyAccount, LegacyService
 from linking.spreadsheet import safe_cell
+from tests.campaign_support import wait_until
 
 HEADER = "external_id,email,phone,name,name_kana,birth_date,password_hash,points"
 ROWS = [
@@ -372,6 +374,58 @@ def test_the_service_cannot_be_deleted_while_its_rows_are_copied_in(tmp_path):
     assert attempts == ["blocked"]
     assert result.inserted == 3
     assert LegacyAccount.objects.filter(service=service).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_one_service_take_turns(tmp_path):
+    """The second waits for the first to commit, then finds its rows unchanged
+    (reading the service's rows at once, it would copy them in again and collide)."""
+    _postgresql_only()
+    service = LegacyService.objects.create(code="store", name_ja="オンラインストア")
+    path = write_csv(tmp_path, [HEADER, *ROWS])
+    first_reading, go = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def first_waits(read: int) -> None:
+        first_reading.set()
+        go.wait()
+
+    first = _import_in_thread(results, "first", service=service, path=path, progress=first_waits)
+    first_reading.wait()
+    second = _import_in_thread(results, "second", service=service, path=path)
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as watch:
+        wait_until(
+            lambda: not second.is_alive() or _waiting_for_a_lock(watch),
+            what="the second import to wait",
+        )
+    go.set()
+    first.join()
+    second.join()
+
+    assert results["first"] == ImportResult(encoding="utf-8-sig", read=3, inserted=3)
+    assert results["second"] == ImportResult(encoding="utf-8-sig", read=3, unchanged=3)
+
+
+def _import_in_thread(results: dict, name: str, **arguments) -> threading.Thread:
+    def run() -> None:
+        try:
+            results[name] = import_legacy_accounts(**arguments)
+        except Exception as error:  # shown by the assertions
+            results[name] = error
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _waiting_for_a_lock(watch) -> bool:
+    found = watch.execute(
+        "SELECT 1 FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    ).fetchone()
+    return found is not None
 
 
 def test_a_table_trigger_of_its_own_sees_every_imported_row(service, tmp_path):
