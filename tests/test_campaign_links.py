@@ -4,7 +4,6 @@ DSN mail), and the staff admin."""
 
 import base64
 import json
-from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
@@ -16,7 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Customer
 from linking import claims
-from linking.campaigns import content, selectors, sending
+from linking.campaigns import content, selectors
 from linking.campaigns.models import Campaign, Delivery, Suppression
 from linking.models import LinkEvent
 from tests.fixtures.mfa import stepped_up
@@ -33,24 +32,12 @@ def customer_client(customer_client):
 
 
 @pytest.fixture
-def delivery(make_campaign, make_account, make_service) -> Delivery:
+def delivery(make_campaign, make_delivery, make_account, make_service) -> Delivery:
     """A delivery that was sent, whose link carries TOKEN."""
     shop = make_service("shop", proofs=("code", "campaign"), incentive_ja="連携で500ポイント進呈")
     account = make_account("S0001234", service=shop, email="hanako@example.jp")
     campaign = make_campaign(services=[shop], status="sending")
-    now = timezone.now()
-    return Delivery.objects.create(
-        campaign=campaign,
-        step=0,
-        account=account,
-        email=account.email,
-        email_key=account.email_key,
-        language="ja",
-        status="sent",
-        sent_at=now,
-        token_hash=sending.token_hash(TOKEN),
-        token_expires_at=now + timedelta(days=30),
-    )
+    return make_delivery(campaign, account, token=TOKEN)
 
 
 def _landing() -> str:

@@ -4,7 +4,6 @@ walk through the site in Japanese asked for. The browser journey
 
 import html
 import re
-from datetime import timedelta
 from io import StringIO
 from urllib.parse import unquote
 
@@ -12,13 +11,11 @@ import pytest
 from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from django.test import Client
-from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
 from accounts import consent
 from accounts.models import Customer
-from linking.campaigns import sending
 from linking.campaigns.models import Delivery
 from tests.conftest import PASSWORD
 from tests.fixtures.mfa import pass_second_factor, sign_in_with_password, stepped_up
@@ -125,23 +122,12 @@ CAMPAIGN_TOKEN = "t" * 43
 
 
 @pytest.fixture
-def campaign_delivery(make_campaign, make_account, make_service) -> Delivery:
+def campaign_delivery(make_campaign, make_delivery, make_account, make_service) -> Delivery:
     """A campaign mail sent to a legacy customer who has no unified ID yet."""
     shop = make_service("shop", proofs=("code", "campaign"))
     account = make_account("S0001234", service=shop, email="Hanako.Yamada@example.jp")
-    now = timezone.now()
-    return Delivery.objects.create(
-        campaign=make_campaign(services=[shop], status="sending"),
-        step=0,
-        account=account,
-        email=account.email,
-        email_key=account.email_key,
-        language="ja",
-        status="sent",
-        sent_at=now,
-        token_hash=sending.token_hash(CAMPAIGN_TOKEN),
-        token_expires_at=now + timedelta(days=30),
-    )
+    campaign = make_campaign(services=[shop], status="sending")
+    return make_delivery(campaign, account, token=CAMPAIGN_TOKEN)
 
 
 def test_a_campaign_recipient_signs_up_from_the_mail_and_links_without_signing_in_again(

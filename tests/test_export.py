@@ -11,9 +11,10 @@ from django.utils import timezone
 from accounts import consent
 from accounts.models import ConsentNotice
 from linking import audit, claims
-from linking.campaigns.models import Campaign, Delivery
 from linking.models import AuditEvent
 from tests.conftest import PASSWORD
+
+pytest_plugins = ["tests.fixtures.campaigns"]
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_a_customer_without_password_signs_in_at_their_idp_first(client, make_cu
 
 
 def test_the_export_holds_profile_identities_links_consents_deliveries_and_audit(
-    signed_in, customer, make_account, make_service
+    signed_in, customer, make_account, make_campaign, make_delivery
 ):
     customer.name = "山田 花子"
     customer.save()
@@ -53,24 +54,7 @@ def test_the_export_holds_profile_identities_links_consents_deliveries_and_audit
         user=customer, provider="google", uid="g-42", extra_data={"name": "Hanako Yamada"}
     )
     account = make_account("S0001234", email="hanako@example.jp", phone="090-1234-5678", points=120)
-    campaign = Campaign.objects.create(
-        name="春の連携キャンペーン",
-        subject_ja="s",
-        text_ja="t",
-        sender_company="c",
-        sender_address="a",
-        sender_contact="x",
-    )
-    Delivery.objects.create(
-        campaign=campaign,
-        step=0,
-        account=account,
-        email=account.email,
-        email_key=account.email_key,
-        language="ja",
-        status="sent",
-        sent_at=timezone.now(),
-    )
+    make_delivery(make_campaign(name="春の連携キャンペーン"), account)
     claims.link(account=account, customer=customer, proof="password", request=None)
     audit.record(AuditEvent.Action.PROOF_FAILED, request=None, customer=customer, method="code")
     notice = ConsentNotice.objects.create(
