@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts import unified_id
 from accounts.models import Customer
 from linking import demo
-from linking.campaigns.models import Campaign
+from linking.campaigns.models import Campaign, Delivery
 from linking.models import LegacyAccount, LinkEvent
 from linking.staff import stats
 
@@ -65,5 +65,9 @@ def test_the_demo_has_90_days_of_links_and_a_finished_campaign_for_the_dashboard
     steps = stats.funnel(today - timedelta(days=89), today)
     first = next(step for step in steps if step.campaign_id == campaign.pk)
     assert first.sent > first.clicked > first.linked > 0
+    # A link proved by the campaign is one through a clicked campaign email.
+    by_campaign = links.filter(proof="campaign").values_list("account", flat=True)
+    through_email = Delivery.objects.filter(campaign=campaign, linked_at__isnull=False)
+    assert sorted(by_campaign) == sorted(through_email.values_list("account", flat=True))
     demo_customer = Customer.objects.get(email="demo@example.jp")
     assert not LegacyAccount.objects.filter(owner=demo_customer).exists()
