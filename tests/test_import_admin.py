@@ -198,6 +198,7 @@ def test_a_run_whose_job_was_taken_over_meanwhile_rolls_its_import_back(settings
     job.refresh_from_db()
     assert (job.status, job.attempts, job.inserted, job.rejected) == ("running", 2, 0, 0)
     assert not job.report
+    assert [path.name for path in (tmp_path / "media").rglob("*.csv")] == ["pos.csv"]
     assert not LegacyAccount.objects.exists()
 
 
