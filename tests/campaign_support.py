@@ -98,6 +98,27 @@ class SmtpSink:
         }
 
 
+def campaign_form(service, **fields) -> dict:
+    """The staff's new-campaign form as the admin posts it, no follow-up steps."""
+    return {
+        "name": "秋の連携キャンペーン",
+        "services": [service.pk],
+        "start_at_0": "2026-12-01",
+        "start_at_1": "10:00:00",
+        "rate_per_minute": 600,
+        "subject_ja": "{{ name }}様",
+        "text_ja": "{{ link }}",
+        "sender_company": "サンプル商事株式会社",
+        "sender_address": "東京都",
+        "sender_contact": "support@example.jp",
+        "link_valid_days": 30,
+        "attribution_days": 30,
+        "steps-TOTAL_FORMS": 0,
+        "steps-INITIAL_FORMS": 0,
+        **fields,
+    }
+
+
 def send_everything(campaign) -> int:
     """Sender runs in this process until the campaign has nothing left to send now;
     how many emails went out."""

@@ -18,6 +18,7 @@ from linking import claims
 from linking.campaigns import content, selectors
 from linking.campaigns.models import Campaign, Delivery, Suppression
 from linking.models import LinkEvent
+from tests.campaign_support import campaign_form
 from tests.fixtures.mfa import stepped_up
 
 pytest_plugins = ["tests.fixtures.campaigns"]
@@ -373,24 +374,11 @@ def test_staff_pause_and_cancel_and_see_progress(staff_client, delivery):
 
 
 def test_staff_create_a_campaign_and_unknown_placeholders_are_refused(staff_client, service):
-    data = {
-        "name": "秋",
-        "services": [service.pk],
-        "start_at_0": "2026-12-01",
-        "start_at_1": "10:00:00",
-        "rate_per_minute": 600,
-        "subject_ja": "{{ nmae }}様",
-        "text_ja": "{{ link }}",
-        "sender_company": "サンプル商事株式会社",
-        "sender_address": "東京都",
-        "sender_contact": "support@example.jp",
-        "link_valid_days": 30,
-        "attribution_days": 30,
-        "steps-TOTAL_FORMS": 1,
-        "steps-INITIAL_FORMS": 0,
-        "steps-0-number": 1,
-        "steps-0-days_after": 7,
-    }
+    data = campaign_form(
+        service,
+        subject_ja="{{ nmae }}様",
+        **{"steps-TOTAL_FORMS": 1, "steps-0-number": 1, "steps-0-days_after": 7},
+    )
     add = reverse("admin:campaigns_campaign_add")
 
     refused = staff_client.post(add, data)

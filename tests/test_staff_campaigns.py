@@ -9,6 +9,7 @@ from django.utils import timezone
 from linking import claims
 from linking.campaigns import control
 from linking.campaigns.models import Campaign
+from tests.campaign_support import campaign_form
 
 pytest_plugins = ["tests.fixtures.campaigns"]
 
@@ -62,23 +63,7 @@ def test_progress_counts_the_audience_before_the_start(
 
 
 def test_save_and_continue_editing_stays_on_the_form(otp_admin_client, service):
-    data = {
-        "name": "秋の連携キャンペーン",
-        "services": [service.pk],
-        "start_at_0": "2026-12-01",
-        "start_at_1": "10:00:00",
-        "rate_per_minute": 600,
-        "subject_ja": "{{ name }}様",
-        "text_ja": "{{ link }}",
-        "sender_company": "サンプル商事株式会社",
-        "sender_address": "東京都",
-        "sender_contact": "support@example.jp",
-        "link_valid_days": 30,
-        "attribution_days": 30,
-        "steps-TOTAL_FORMS": 0,
-        "steps-INITIAL_FORMS": 0,
-        "_continue": "1",
-    }
+    data = campaign_form(service, name="秋の連携キャンペーン", _continue="1")
     response = otp_admin_client.post(reverse("admin:campaigns_campaign_add"), data)
     campaign = Campaign.objects.get()
     change = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
