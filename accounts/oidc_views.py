@@ -13,16 +13,14 @@ Basic and Config OP profiles need and allauth (65.22) does not do, around them.
 """
 
 import json
-import secrets
 import time
 from datetime import UTC, datetime
-from functools import lru_cache
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from allauth.idp.oidc import views as allauth_views
 from allauth.idp.oidc.adapter import get_adapter
 from allauth.idp.oidc.models import Client, Token
-from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
@@ -233,13 +231,6 @@ def _record_grant(request: HttpRequest, response: HttpResponse) -> None:
 # --- token, introspection and revocation endpoints ---------------------------
 
 
-@lru_cache(maxsize=1)
-def _unknown_client_secret_hash() -> str:
-    """Checked against the secret sent for an unknown client: the same password hash
-    a known one costs, so the answer's cost tells nothing."""
-    return make_password(secrets.token_urlsafe(32))
-
-
 def _client_authenticating(view):
     """Decode Basic credentials, count the attempt, equalise the cost of unknown
     clients, and give the attempt back unless the client failed to authenticate."""
@@ -267,7 +258,7 @@ def _client_authenticating(view):
             response["Retry-After"] = str(PER_CLIENT.window_seconds)
             return response
         if secret and client_id and not Client.objects.filter(id=client_id).exists():
-            check_password(secret, _unknown_client_secret_hash())
+            make_password(secret)  # the hash a known client's secret costs
         response = view(request)
         if response.status_code != 401:
             throttle.succeeded(_KIND, keys)
