@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy
 
 from linking.campaigns import content, control, planning, selectors
 from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
-from linking.models import Language
+from linking.models import Language, LegacyAccount
 from linking.staff.widgets import name_inputs
 
 _CONTENT_FIELDS = ("subject_ja", "text_ja", "html_ja", "subject_en", "text_en", "html_en")
@@ -156,17 +156,6 @@ class CampaignAdmin(admin.ModelAdmin):
     def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         campaign = self._campaign(request, pk)
         account = selectors.sample_account(campaign)
-        previews = [
-            content.render(
-                campaign,
-                account,
-                step=0,
-                link=_sample_link(),
-                unsubscribe_url=_sample_link("unsubscribe"),
-                language=language,
-            )
-            for language in (Language.JA, Language.EN)
-        ]
         return render(
             request,
             "admin/campaigns/campaign/preview.html",
@@ -175,7 +164,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 "opts": self.opts,
                 "campaign": campaign,
                 "account": account,
-                "previews": previews,
+                "previews": _samples(campaign, account),
                 "title": _("Preview"),
             },
         )
@@ -187,16 +176,7 @@ class CampaignAdmin(admin.ModelAdmin):
         if not request.user.email:
             messages.error(request, _("Your staff account has no email address."))
             return HttpResponseRedirect(reverse("admin:campaigns_campaign_preview", args=[pk]))
-        account = selectors.sample_account(campaign)
-        for language in (Language.JA, Language.EN):
-            rendered = content.render(
-                campaign,
-                account,
-                step=0,
-                link=_sample_link(),
-                unsubscribe_url=_sample_link("unsubscribe"),
-                language=language,
-            )
+        for rendered in _samples(campaign, selectors.sample_account(campaign)):
             message = EmailMultiAlternatives(
                 subject=f"[TEST] {rendered.subject}",
                 body=rendered.text,
@@ -320,8 +300,19 @@ def _run(request: HttpRequest, action: str, campaign: Campaign) -> None:
     )
 
 
-def _sample_link(kind: str = "link") -> str:
-    return f"{settings.SITE_URL}/c/preview-{kind}/"
+def _samples(campaign: Campaign, account: LegacyAccount) -> list[content.Rendered]:
+    """The first email to `account`, in Japanese and in English, with links that go nowhere."""
+    renderer = content.Renderer(campaign)
+    return [
+        renderer.render(
+            account,
+            step=0,
+            link=f"{settings.SITE_URL}/c/preview-link/",
+            unsubscribe_url=f"{settings.SITE_URL}/c/preview-unsubscribe/",
+            language=language,
+        )
+        for language in (Language.JA, Language.EN)
+    ]
 
 
 @admin.register(Delivery)
