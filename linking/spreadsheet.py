@@ -12,8 +12,7 @@ def safe_cell(value: object) -> object:
     NUL, where some readers cut the cell, is written as \\x00."""
     if not isinstance(value, str) or not value:
         return value
-    if "\x00" in value:
-        value = value.replace("\x00", "\\x00")
+    value = value.replace("\x00", "\\x00")
     if unicodedata.normalize("NFKC", value[0])[:1] in _FORMULA_STARTS:
         return "'" + value
     return value
