@@ -11,7 +11,7 @@ from pathlib import Path
 from django.db import connection, transaction
 
 from linking.importing.read import COLUMNS, ENCODINGS, ImportFileError, Reader, resolve_encoding
-from linking.importing.report import Reject, Report
+from linking.importing.report import Report
 from linking.importing.validate import (
     KEYS_VERSION,
     NEW,
@@ -40,7 +40,6 @@ __all__ = [
     "ImportFileError",
     "ImportResult",
     "Record",
-    "Reject",
     "import_legacy_accounts",
     "valid_records",
 ]
