@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import quote, unquote_plus
 
@@ -17,6 +18,7 @@ from allauth.account.internal.flows import login, reauthentication
 from allauth.idp.oidc.models import Token
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 
@@ -80,13 +82,17 @@ def token_grant(token_type: str, value: str) -> str | None:
     return token.get_grant_id() if token is not None else None
 
 
-def revoke_grant(client_id: str, grant_id: str) -> int:
-    """Delete every access and refresh token of one grant (a refresh-token family).
-    allauth finds a grant's tokens by data["grant_id"] too."""
+def revoke_grants(grants: Iterable[tuple[str, str]]) -> int:
+    """Delete every access and refresh token of each (client id, grant id) (a
+    refresh-token family), in one query. allauth finds a grant's tokens by
+    data["grant_id"] too."""
+    families = Q()
+    for client_id, grant_id in grants:
+        families |= Q(client_id=client_id, data__grant_id=grant_id)
+    if not families:
+        return 0
     deleted, _ = Token.objects.filter(
-        client_id=client_id,
-        type__in=[Token.Type.ACCESS_TOKEN, Token.Type.REFRESH_TOKEN],
-        data__grant_id=grant_id,
+        families, type__in=[Token.Type.ACCESS_TOKEN, Token.Type.REFRESH_TOKEN]
     ).delete()
     return deleted
 

@@ -55,11 +55,10 @@ def sessions_ended(sids: list[str]) -> None:
 
 
 def _end(grants) -> None:
-    notified: set[tuple[str, str, str]] = set()
-    for grant in grants.select_related("customer"):
-        allauth_compat.revoke_grant(grant.client_id, grant.grant_id)
-        notified.add((grant.client_id, grant.customer.unified_id, grant.sid))
+    ended = list(grants.values_list("client_id", "grant_id", "customer__unified_id", "sid"))
+    allauth_compat.revoke_grants((client_id, grant_id) for client_id, grant_id, _, _ in ended)
     grants.delete()
+    notified = {(client_id, sub, sid) for client_id, _, sub, sid in ended}
     with_uri = set(
         BackchannelLogout.objects.filter(
             client_id__in={client_id for client_id, _, _ in notified}

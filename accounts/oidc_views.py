@@ -319,7 +319,7 @@ def _revoke_if_reused(request: HttpRequest, token_hash: str) -> None:
     client_id = credentials[0] if credentials else request.POST.get("client_id")
     if client_id != spent.client_id:
         return
-    revoked = allauth_compat.revoke_grant(spent.client_id, spent.grant_id)
+    revoked = allauth_compat.revoke_grants([(spent.client_id, spent.grant_id)])
     grant = ProviderGrant.objects.filter(grant_id=spent.grant_id).select_related("customer")
     grant = grant.first()
     audit.record(

@@ -122,7 +122,7 @@ def test_allauth_compares_a_top_level_sub_of_the_claims_request(signed_in, store
 
 
 def test_allauth_keeps_grant_id_and_claims_with_the_code_and_its_tokens(signed_in, store_app):
-    """code_grant, token_grant, revoke_grant; and refresh tokens rotate within one
+    """code_grant, token_grant, revoke_grants; and refresh tokens rotate within one
     grant, the spent one gone (the family revocation of accounts.oidc_views)."""
     client, customer = signed_in
     claims = {"userinfo": {"email": None}}
@@ -149,7 +149,8 @@ def test_allauth_keeps_grant_id_and_claims_with_the_code_and_its_tokens(signed_i
     assert allauth_compat.token_grant(Token.Type.REFRESH_TOKEN, tokens["refresh_token"]) is None
     assert allauth_compat.token_grant(Token.Type.REFRESH_TOKEN, new_refresh) == grant_id
 
-    assert allauth_compat.revoke_grant(store_app.client_id, grant_id) == 3  # 2 access, 1 refresh
+    # 2 access tokens, 1 refresh token
+    assert allauth_compat.revoke_grants([(store_app.client_id, grant_id)]) == 3
     assert not Token.objects.filter(type__in=[Token.Type.ACCESS_TOKEN, Token.Type.REFRESH_TOKEN])
 
 
