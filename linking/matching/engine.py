@@ -94,14 +94,17 @@ def score(table: pa.Table, trained: dict[str, Any], backend: str = "duckdb") -> 
     index = {uid: i for i, ids in enumerate(groups) for uid in ids}
     edges = predictions.as_dict()
     result.pairs_scored = len(edges["unique_id_l"])
-    names = model.comparison_names()
+    # Per comparison: its weights, and its term frequency adjustments if it has them.
+    columns = [
+        (name, edges[f"mw_{name}"], edges.get(f"mw_tf_adj_{name}"))
+        for name in model.comparison_names()
+    ]
     for row in range(result.pairs_scored):
         a, b = int(edges["unique_id_l"][row]), int(edges["unique_id_r"][row])
-        weights = {}
-        for name in names:
-            tf = edges.get(f"mw_tf_adj_{name}")
-            weight = edges[f"mw_{name}"][row] + (tf[row] if tf is not None else 0.0)
-            weights[name] = round(weight, 2)
+        weights = {
+            name: round(weight[row] + (tf[row] if tf is not None else 0.0), 2)
+            for name, weight, tf in columns
+        }
         link = Link(min(a, b), max(a, b), round(edges["match_probability"][row], 6), weights)
         result.links.setdefault(index[a], []).append(link)
     return result

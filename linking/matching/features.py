@@ -76,8 +76,8 @@ def table(records: Iterable[dict]) -> pa.Table:
         surname, given = _split(kana, kana_tokens, known_kana)
         email = normalize.normalize_email(record.get("email", ""))
         birth, swapped = _birth(record.get("birth_date"))
+        columns["unique_id"].append(record["id"])
         values = {
-            "unique_id": record["id"],
             "service": str(record["service"]),
             "name_key": normalize.normalize_name(record.get("name", "")),
             "kana": kana,
@@ -91,7 +91,7 @@ def table(records: Iterable[dict]) -> pa.Table:
             "postal": _postal(str(attributes.get("postal_code", ""))),
             "prefecture": (attributes.get("prefecture") or "").strip(),
         }
-        for name in COLUMNS:
+        for name, value in values.items():
             # Blank keys never match: Splink reads NULL as "no evidence".
-            columns[name].append(values[name] or None if name != "unique_id" else values[name])
+            columns[name].append(value or None)
     return pa.table(columns, schema=SCHEMA)
