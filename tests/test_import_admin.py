@@ -60,6 +60,7 @@ def test_upload_imports_good_rows_and_reports_bad_ones(
 
     job.refresh_from_db()
     assert (job.status, job.rows_read, job.inserted, job.rejected) == ("done", 4, 2, 2)
+    assert not import_jobs.progress_path(job).exists()  # the heartbeat cleans up
     assert set(LegacyAccount.objects.values_list("external_id", flat=True)) == {"S1", "S3"}
     page = admin_client.get(f"/admin/linking/importjob/{job.pk}/change/").content.decode()
     assert 'http-equiv="refresh"' not in page
