@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "linking",
     "linking.campaigns",
     "linking.matching",
+    "linking.line",
     "anymail",
     "allauth.idp.oidc",
     "linking.api",
@@ -423,6 +424,16 @@ LINE_CHANNEL_ID = env("LINE_CHANNEL_ID")
 LINE_CHANNEL_SECRET = env_secret("LINE_CHANNEL_SECRET")
 LINE_LOGIN_URL = env("LINE_LOGIN_URL", "https://access.line.me").rstrip("/")
 LINE_API_URL = env("LINE_API_URL", "https://api.line.me").rstrip("/")
+# The LINE Official Account (Messaging API channel, linking.line; docs/line.md): its
+# own channel secret signs the webhooks, its access token authorizes pushes and
+# link tokens. LINE_BOT_PROMPT ("normal" or "aggressive") makes LINE Login offer to
+# add the Official Account as a friend.
+LINE_MESSAGING_CHANNEL_SECRET = env_secret("LINE_MESSAGING_CHANNEL_SECRET")
+LINE_MESSAGING_ACCESS_TOKEN = env_secret("LINE_MESSAGING_ACCESS_TOKEN")
+LINE_BOT_PROMPT = env("LINE_BOT_PROMPT")
+if LINE_BOT_PROMPT not in ("", "normal", "aggressive"):
+    raise ImproperlyConfigured('LINE_BOT_PROMPT must be "normal", "aggressive" or empty.')
+LINE_API_TIMEOUT_SECONDS = env_int("LINE_API_TIMEOUT_SECONDS", 10)
 GOOGLE_CLIENT_ID = env("GOOGLE_CLIENT_ID")
 GOOGLE_CLIENT_SECRET = env_secret("GOOGLE_CLIENT_SECRET")
 GOOGLE_ACCOUNTS_URL = env("GOOGLE_ACCOUNTS_URL", "https://accounts.google.com").rstrip("/")

@@ -14,6 +14,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytest_plugins = [
     "tests.fixtures.idp",
+    "tests.fixtures.line",
     "tests.fixtures.browser",
     "tests.fixtures.linking",
     "tests.fixtures.staff",

@@ -121,6 +121,7 @@ class Request:
     query: dict[str, str]
     form: dict[str, str]
     headers: Message
+    body: bytes = b""
 
     def bearer_token(self) -> str | None:
         scheme, _, token = self.headers.get("Authorization", "").partition(" ")
@@ -140,6 +141,7 @@ class Response:
     status: int
     body: dict | str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = ""  # default: JSON for a dict, plain text for a str
 
 
 class OAuthError(Exception):
@@ -201,6 +203,18 @@ class FakeIdP:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join()
+
+    def mount(self, routes: list[tuple[str, str, Callable[..., Response]]]) -> None:
+        """Serve more routes (method, path pattern, view) from this server: LINE's
+        Messaging API shares LINE Login's hosts (tests/fakes/line.py)."""
+        with self._lock:
+            self._routes = [*self._routes, *routes]
+
+    def line_login_user(self, access_token: str) -> str | None:
+        """The LINE user ID a LINE Login access token was issued to, if any."""
+        with self._lock:
+            access = self._access_tokens.get(access_token)
+        return access.user.sub if access and access.provider == LINE else None
 
     def add_oidc_provider(self, name: str) -> Client:
         """Serve a generic OpenID Connect IdP at /oidc/<name>/ with its own client."""
@@ -557,13 +571,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        form = dict(parse_qsl(self.rfile.read(length).decode())) if method == "POST" else {}
-        request = Request(dict(parse_qsl(url.query)), form, self.headers)
+        body = self.rfile.read(length)
+        form = (
+            dict(parse_qsl(body.decode(errors="replace")))
+            if method == "POST" and self.headers.get_content_type() != "application/json"
+            else {}
+        )
+        request = Request(dict(parse_qsl(url.query)), form, self.headers, body)
         response = self.server.idp.handle(method, url.path, request)  # type: ignore[attr-defined]
         if isinstance(response.body, dict):
             payload, content_type = json.dumps(response.body), "application/json"
         else:
             payload, content_type = response.body, "text/plain; charset=utf-8"
+        content_type = response.content_type or content_type
         data = payload.encode()
         self.send_response(response.status)
         self.send_header("Content-Type", content_type)

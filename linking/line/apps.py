@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class LineConfig(AppConfig):
+    name = "linking.line"
+    label = "line_oa"
+    verbose_name = _("LINE Official Account")
