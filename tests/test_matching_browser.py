@@ -14,14 +14,14 @@ from linking import claims
 from linking.matching.models import CandidateGroup, MatchRun
 from linking.models import LegacyAccount
 from tests.conftest import PASSWORD
-from tests.fixtures.browser import TIMEOUT_MS, submit
+from tests.fixtures.browser import submit
 
 pytestmark = pytest.mark.browser
 EMAIL = "misaki.sato@example.jp"
 
 
 def test_staff_confirm_a_group_and_the_customer_still_proves_each_account(
-    browser, page, live_site, make_staff, make_service, make_account, make_customer, settings
+    new_context, page, live_site, make_staff, make_service, make_account, make_customer, settings
 ):
     settings.STORAGES = {
         **settings.STORAGES,
@@ -56,26 +56,22 @@ def test_staff_confirm_a_group_and_the_customer_still_proves_each_account(
     group.members.create(account=other)
     staff = make_staff("admin@example.jp", superuser=True)
 
-    context = browser.new_context(locale="ja-JP", extra_http_headers={"Accept-Language": "ja"})
-    context.set_default_timeout(TIMEOUT_MS)
+    context = new_context()
     admin = context.new_page()
-    try:
-        admin.goto(live_site + "/admin/matching/candidategroup/")
-        admin.fill("input[name=username]", staff.email)
-        admin.fill("input[name=password]", PASSWORD)
-        admin.locator("form#login-form [type=submit]").click()
-        device = TOTPDevice.objects.get(user=staff)
-        admin.fill("input[name=token]", f"{totp(device.bin_key):06d}")
-        admin.locator("#content form [type=submit]").first.click()
-        admin.get_by_role("link", name=f"#{group.pk}").click()
-        evidence = admin.get_by_test_id("evidence")
-        expect(evidence).to_contain_text("電話番号")
-        expect(evidence).to_contain_text("11.20")
-        expect(admin.get_by_test_id("accounts")).to_contain_text("SM-2002")
-        admin.get_by_role("button", name=re.compile("同一人物")).click()
-        expect(admin.locator("ul.messagelist")).to_contain_text("同一人物")
-    finally:
-        context.close()
+    admin.goto(live_site + "/admin/matching/candidategroup/")
+    admin.fill("input[name=username]", staff.email)
+    admin.fill("input[name=password]", PASSWORD)
+    admin.locator("form#login-form [type=submit]").click()
+    device = TOTPDevice.objects.get(user=staff)
+    admin.fill("input[name=token]", f"{totp(device.bin_key):06d}")
+    admin.locator("#content form [type=submit]").first.click()
+    admin.get_by_role("link", name=f"#{group.pk}").click()
+    evidence = admin.get_by_test_id("evidence")
+    expect(evidence).to_contain_text("電話番号")
+    expect(evidence).to_contain_text("11.20")
+    expect(admin.get_by_test_id("accounts")).to_contain_text("SM-2002")
+    admin.get_by_role("button", name=re.compile("同一人物")).click()
+    expect(admin.locator("ul.messagelist")).to_contain_text("同一人物")
     group.refresh_from_db()
     assert group.status == CandidateGroup.Status.CONFIRMED
 

@@ -1,0 +1,71 @@
+"""The browser fixture audits every page of the site a test passes through with
+axe-core, also the pages a test leaves at once without asking for an audit; pages of
+other hosts (the IdPs' fakes) are not ours to audit."""
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from playwright.sync_api import Page
+
+pytestmark = pytest.mark.browser
+
+# An image without alternative text: axe-core's "image-alt", a critical violation; the
+# staff page without a level-one heading: "page-has-heading-one", a moderate one.
+BAD = '<!doctype html><html lang="ja"><title>x</title><main><h1>x</h1><img src="/a.png"></main>'
+GOOD = '<!doctype html><html lang="ja"><title>y</title><main><h1>y</h1></main>'
+MODERATE = '<!doctype html><html lang="ja"><title>z</title><main><p>z</p></main>'
+PAGES = {
+    "/bad/": BAD,
+    "/admin/bad/": BAD,
+    "/admin/moderate/": MODERATE,
+    "/good/": GOOD,
+    "/admin/good/": GOOD,
+}
+
+
+class _Pages(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = PAGES.get(self.path.split("?")[0], "").encode()
+        self.send_response(200 if body else 404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_page_left_at_once_is_audited_before_the_next_one_loads(page: Page, port):
+    site = f"http://localhost:{port}"
+    page.goto(site + "/bad/")
+    page.goto(site + "/good/")
+    page.goto(site + "/good/?again")
+    audit = page.axe_audit
+    assert audit.pages == ["/bad/", "/good/"]
+    assert [failure.split(":")[0] for failure in audit.failures] == ["/bad/"]
+    assert "image-alt (critical)" in audit.failures[0]
+    audit.failures.clear()  # seen: the fixture's own report at the end would fail
+
+
+def test_staff_pages_fail_only_on_critical_or_serious_and_others_are_not_audited(page: Page, port):
+    site = f"http://localhost:{port}"
+    page.goto(site + "/admin/bad/")
+    page.goto(site + "/admin/moderate/")
+    page.goto(f"http://127.0.0.1:{port}/bad/")
+    page.goto(site + "/good/")
+    audit = page.axe_audit
+    assert audit.pages == ["/admin/bad/", "/admin/moderate/"]
+    assert [failure.split(":")[0] for failure in audit.failures] == ["/admin/bad/"]
+    audit.failures.clear()
