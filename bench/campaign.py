@@ -9,7 +9,7 @@ local SMTP server (aiosmtpd) on loopback as the mail provider:
 - ours: N legacy accounts in ROUNDS campaigns, each started with `control.start`
   and sent by a Celery worker (`celery -A config worker`, four processes per core:
   a sender sends one email at a time and mostly waits on the mail server and the
-  database) until it is finished: planning, claims, the hand-over and sent UPDATEs
+  database) until it is finished: planning, leases, the hand-over and sent UPDATEs
   of each batch (CAMPAIGN_BATCH_SIZE emails), the shared rate limit, personal
   tokens and building each email (EmailMultiAlternatives) included. The baseline
   runs before the first campaign and after each one; its figure is their mean;

@@ -154,7 +154,7 @@ def build(size: dict) -> None:
         _sql(
             """
             INSERT INTO campaigns_delivery (campaign_id, step, account_id, email, email_key,
-                language, status, attempts, not_before, claim, error, sent_at, clicked_at,
+                language, status, attempts, not_before, lease, error, sent_at, clicked_at,
                 linked_at, unsubscribed_at, bounced_at)
             SELECT %s, s.step, a.id, a.email, a.email_key, 'ja',
                 CASE WHEN a.id %% 40 = 0 THEN 'failed' ELSE 'sent' END, 1, %s, '', '',

@@ -86,7 +86,7 @@ def _statuses() -> dict[str, str]:
 
 def _after_the_lease(campaign: Campaign) -> None:
     """What any later sender does, once the dead one's lease has run out."""
-    leased = Delivery.objects.filter(status__in=["claimed", "sending"])
+    leased = Delivery.objects.filter(status__in=["leased", "sending"])
     wait_until(
         lambda: not leased.filter(lease_until__gte=timezone.now()).exists(),
         what="the leases to run out",
@@ -117,7 +117,7 @@ def test_a_sender_killed_while_the_server_takes_its_batch_sends_nothing_twice(
     assert max(received.values()) == 1
     statuses = _statuses()
     # The killed batch (m0-m4) was handed over: unconfirmed, never sent again, also
-    # those the server never got. The rest (m5-m7), only claimed, went out once.
+    # those the server never got. The rest (m5-m7), only leased, went out once.
     assert {address: statuses[address] for address in emails[:5]} == dict.fromkeys(
         emails[:5], "unconfirmed"
     )

@@ -5,10 +5,13 @@ server's answers do."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from accounts import limits
 from linking import claims
-from linking.campaigns import control, planning, rate_limit, sending, unsubscribe
+from linking.campaigns import control, planning, sending, unsubscribe
 from linking.campaigns.models import Campaign, Delivery, Suppression
 from tests.campaign_support import SmtpSink, send_everything
 
@@ -142,18 +145,18 @@ def test_a_sender_run_that_is_repeated_sends_nothing_again(
     assert Delivery.objects.filter(status="sent").count() == 30
 
 
-def test_a_sender_that_lost_its_claim_sends_nothing(
+def test_a_sender_that_lost_its_lease_sends_nothing(
     make_campaign, make_account, smtp_sink: SmtpSink
 ):
     make_account("S1", email="a@example.jp")
     campaign = make_campaign()
     _start(campaign)
-    slow = sending.claim(campaign.pk, 10)
+    slow = sending.lease(campaign.pk, 10)
     # The slow sender's lease runs out; another sender takes the delivery and sends it.
     Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
     assert send_everything(campaign) == 1
 
-    assert sending.send_claimed(sending.connections(), campaign, slow) == 0
+    assert sending.send_leased(sending.connections(), campaign, slow) == 0
 
     assert smtp_sink.recipients() == {"a@example.jp": 1}
 
@@ -202,7 +205,7 @@ def test_temporary_smtp_errors_are_retried_later_and_permanent_ones_recorded(
     assert smtp_sink.recipients() == {"fine@example.jp": 1, "later@example.jp": 1}
 
 
-def test_an_unreachable_mail_server_releases_the_claimed_deliveries(
+def test_an_unreachable_mail_server_releases_the_leased_deliveries(
     make_campaign, make_account, settings
 ):
     make_account("S1", email="a@example.jp")
@@ -215,7 +218,7 @@ def test_an_unreachable_mail_server_releases_the_claimed_deliveries(
         sending.send_chunk(campaign.pk)
 
     delivery = Delivery.objects.get()
-    assert (delivery.status, delivery.claim, delivery.sent_at) == ("pending", "", None)
+    assert (delivery.status, delivery.lease, delivery.sent_at) == ("pending", "", None)
 
 
 def test_a_paused_or_cancelled_campaign_sends_nothing(
@@ -267,16 +270,27 @@ def test_reminders_go_only_to_those_reached_who_have_not_linked(
     assert first["Subject"].strip() != reminders[0]["Subject"].strip()
 
 
-def test_the_rate_limit_is_one_bucket_for_all_senders(make_campaign):
+def test_the_rate_limit_is_one_count_for_all_senders(make_campaign):
     campaign = make_campaign(rate_per_minute=60)
+    rate, key = sending.send_rate(60), ("campaign", str(campaign.pk))
 
-    first = rate_limit.take(campaign.pk, 100)
-    second = rate_limit.take(campaign.pk, 100)
+    first = limits.take(rate, *key, wanted=100)
+    second = limits.take(rate, *key, wanted=100)
 
     assert first.count == 5  # five seconds' worth at 60 a minute
-    assert second.count == 0 and 0 < second.wait_seconds <= 1
-    rate_limit.give_back(campaign.pk, 2)
-    assert rate_limit.take(campaign.pk, 100).count == 2
+    assert second.count == 0 and 0 < second.resets_in <= sending.BURST_SECONDS
+    limits.give_back(rate, *key, count=2)
+    assert limits.take(rate, *key, wanted=100).count == 2
+
+
+@pytest.mark.parametrize("per_minute", [1, 6, 7, 13, 19, 60, 599, 600, 1_000_000])
+def test_a_campaign_is_sent_at_its_rate_in_windows_of_whole_emails(per_minute):
+    rate = sending.send_rate(per_minute)
+    sustained = rate.amount * 60 / rate.get_expiry()
+
+    assert rate.amount >= 1 and 60 % rate.get_expiry() == 0
+    assert rate.get_expiry() >= sending.BURST_SECONDS
+    assert 0.9 * per_minute <= sustained <= per_minute
 
 
 def test_a_rate_limited_sender_waits_instead_of_sending(
@@ -311,10 +325,10 @@ def test_a_batch_sent_twice_by_a_repeated_task_goes_out_once(
     make_campaign, make_account, smtp_sink: SmtpSink
 ):
     campaign = _started(make_campaign, make_account, 30)
-    claimed = sending.claim(campaign.pk, 30)
+    leased = sending.lease(campaign.pk, 30)
 
-    first = sending.send_claimed(sending.connections(), campaign, claimed)
-    again = sending.send_claimed(sending.connections(), campaign, claimed)
+    first = sending.send_leased(sending.connections(), campaign, leased)
+    again = sending.send_leased(sending.connections(), campaign, leased)
 
     assert (first, again) == (30, 0)
     assert smtp_sink.recipients() == {f"m{number}@example.jp": 1 for number in range(30)}
@@ -323,13 +337,13 @@ def test_a_batch_sent_twice_by_a_repeated_task_goes_out_once(
 
 def test_two_senders_on_one_batch_send_it_once(make_campaign, make_account, smtp_sink: SmtpSink):
     campaign = _started(make_campaign, make_account, 20)
-    slow = sending.claim(campaign.pk, 20)
+    slow = sending.lease(campaign.pk, 20)
     Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
-    fast = sending.claim(campaign.pk, 20)
+    fast = sending.lease(campaign.pk, 20)
 
     # Only one hand-over can win each row; the loser sends nothing.
-    assert sending.send_claimed(sending.connections(), campaign, slow) == 0
-    assert sending.send_claimed(sending.connections(), campaign, fast) == 20
+    assert sending.send_leased(sending.connections(), campaign, slow) == 0
+    assert sending.send_leased(sending.connections(), campaign, fast) == 20
 
     assert smtp_sink.recipients() == {f"m{number}@example.jp": 1 for number in range(20)}
 
@@ -343,12 +357,12 @@ def test_suppression_is_rechecked_in_the_hand_over_itself(
     make_account("S4", email="d@example.jp")
     campaign = make_campaign()
     _start(campaign)
-    claimed = sending.claim(campaign.pk, 10)
-    # After the claim, before the batch is handed over: an unsubscribe and a link.
+    leased = sending.lease(campaign.pk, 10)
+    # After the lease, before the batch is handed over: an unsubscribe and a link.
     unsubscribe.unsubscribe(Delivery.objects.get(email_key="b@example.jp"))
     claims.link(account=linked, customer=customer, proof="staff", request=None)
 
-    assert sending.send_batch(sending.connections(), campaign, claimed) == 2
+    assert sending.send_batch(sending.connections(), campaign, leased) == 2
 
     assert smtp_sink.recipients() == {"a@example.jp": 1, "d@example.jp": 1}
     skipped = dict(Delivery.objects.filter(status="skipped").values_list("email_key", "error"))
@@ -377,9 +391,9 @@ def test_a_handed_over_delivery_whose_outcome_was_lost_is_unconfirmed_never_rese
     make_campaign, make_account, smtp_sink: SmtpSink
 ):
     campaign = _started(make_campaign, make_account, 3)
-    claimed = sending.claim(campaign.pk, 3)
+    leased = sending.lease(campaign.pk, 3)
     # Committed "sending", as right before send_messages; then the sender is gone.
-    sending._hand_over(campaign, claimed, {d.pk: f"t{d.pk}" for d in claimed})
+    sending._hand_over(campaign, leased, {d.pk: f"t{d.pk}" for d in leased})
     Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
 
     assert send_everything(campaign) == 0
@@ -396,10 +410,10 @@ def test_a_connection_closed_mid_batch_releases_the_emails_it_never_tried(
     settings.CAMPAIGN_CONNECTIONS = 1  # one connection: the emails go in order
     campaign = _started(make_campaign, make_account, 6)
     smtp_sink.reply_for["m2@example.jp"] = "421 4.3.2 shutting down"
-    claimed = sending.claim(campaign.pk, 6)
+    leased = sending.lease(campaign.pk, 6)
 
     with pytest.raises(sending.MailServerUnavailable):
-        sending.send_claimed(sending.connections(), campaign, claimed)
+        sending.send_leased(sending.connections(), campaign, leased)
 
     statuses = dict(Delivery.objects.values_list("email_key", "status"))
     assert statuses == {
@@ -490,16 +504,16 @@ def test_any_email_backend_sends_a_campaign_and_each_email_names_its_delivery(
         assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
-def test_a_cancel_stops_claimed_emails_and_beat_settles_what_a_dead_sender_handed_over(
+def test_a_cancel_stops_leased_emails_and_beat_settles_what_a_dead_sender_handed_over(
     make_campaign, make_account, smtp_sink: SmtpSink
 ):
     campaign = _started(make_campaign, make_account, 4)
-    claimed = sending.claim(campaign.pk, 4)
-    # One batch handed over by a sender that then died; the other still only claimed.
-    sending._hand_over(campaign, claimed[:2], {d.pk: f"t{d.pk}" for d in claimed[:2]})
+    leased = sending.lease(campaign.pk, 4)
+    # One batch handed over by a sender that then died; the other still only leased.
+    sending._hand_over(campaign, leased[:2], {d.pk: f"t{d.pk}" for d in leased[:2]})
 
     control.cancel(campaign)
-    assert sending.send_claimed(sending.connections(), campaign, claimed[2:]) == 0
+    assert sending.send_leased(sending.connections(), campaign, leased[2:]) == 0
     Delivery.objects.filter(status="sending").update(
         lease_until=timezone.now() - timedelta(seconds=1)
     )
@@ -508,3 +522,26 @@ def test_a_cancel_stops_claimed_emails_and_beat_settles_what_a_dead_sender_hande
     assert smtp_sink.count() == 0
     statuses = list(Delivery.objects.order_by("pk").values_list("status", flat=True))
     assert statuses == ["unconfirmed", "unconfirmed", "cancelled", "cancelled"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_held_under_the_old_claimed_status_is_leased_after_the_migration(
+    make_campaign, make_account, smtp_sink: SmtpSink
+):
+    campaign = _started(make_campaign, make_account, 1)
+    [held] = sending.lease(campaign.pk, 1)
+    executor = MigrationExecutor(connection)
+    executor.migrate([("campaigns", "0005_staff_names")])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status, claim FROM campaigns_delivery WHERE id = %s", [held.pk])
+        assert cursor.fetchone() == ("claimed", held.lease)
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes("campaigns"))
+
+    stored = Delivery.objects.get(pk=held.pk)
+    assert (stored.status, stored.lease) == ("leased", held.lease)
+    # The sender that held it is gone; once its lease ends the next sender sends it.
+    Delivery.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert send_everything(campaign) == 1
+    assert smtp_sink.recipients() == {"m0@example.jp": 1}

@@ -64,7 +64,7 @@ def test_a_worker_killed_mid_campaign_and_restarted_sends_each_email_once(
 
     worker.kill()
     assert smtp_sink.count() < 300, "the worker finished before it could be killed"
-    stranded = Delivery.objects.filter(status__in=["pending", "claimed", "sending"]).count()
+    stranded = Delivery.objects.filter(status__in=["pending", "leased", "sending"]).count()
     # Beat notices the senders are gone once their leases run out and starts new ones.
     worker.start(beat=True)
 
@@ -123,12 +123,12 @@ def test_a_paused_campaign_sends_nothing_until_it_is_resumed(
     control.pause(campaign)
 
     # The chunk in flight when the pause came finishes; then nothing moves. A sender
-    # that read "sending" just before the pause may still claim one more chunk, so
+    # that read "sending" just before the pause may still lease one more chunk, so
     # "settled" means: nothing in flight and nothing new for 1.5 s.
     def settled() -> bool:
         before = smtp_sink.count()
         time.sleep(1.5)
-        idle = not Delivery.objects.filter(status__in=["claimed", "sending"]).exists()
+        idle = not Delivery.objects.filter(status__in=["leased", "sending"]).exists()
         return idle and smtp_sink.count() == before == _sent()
 
     wait_until(settled, what="the chunk in flight")

@@ -66,13 +66,13 @@ def main() -> None:
         if unseen or lost.count() != len(missing):
             problems.append(f"{len(missing)} addresses got nothing, not all shown unconfirmed")
         unconfirmed = Delivery.objects.filter(campaign=campaign, status="unconfirmed").count()
-        claims = lost.values_list("claim", flat=True).distinct().count()
+        leases = lost.values_list("lease", flat=True).distinct().count()
     print(f"  after: {support.uptime()}")
     support.verdict(
         "kill_senders",
         problems,
         f"{done} kills while sending; {sink.count()} of {count} received, "
-        f"{len(missing)} lost in {claims} batches "
+        f"{len(missing)} lost in {leases} batches "
         f"({unconfirmed} shown unconfirmed)",
     )
 

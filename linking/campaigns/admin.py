@@ -246,7 +246,7 @@ class CampaignAdmin(admin.ModelAdmin):
 _COUNT_LABELS = {
     "planned": gettext_lazy("planned"),
     "pending": gettext_lazy("waiting"),
-    "claimed": gettext_lazy("claimed by a sender"),
+    "leased": gettext_lazy("leased by a sender"),
     "sending": gettext_lazy("handed to the mail server"),
     "sent": gettext_lazy("sent"),
     "unconfirmed": gettext_lazy("unconfirmed: handed over, answer never recorded (not resent)"),
@@ -330,7 +330,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_select_related = ("campaign", "account__service")
     search_fields = ("=email_key", "=account__external_id")
     show_full_result_count = False
-    exclude = ("token_hash", "claim")
+    exclude = ("token_hash", "lease")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -63,9 +63,9 @@ def cancel(campaign: Campaign) -> None:
             status__in=[Status.DRAFT, Status.SCHEDULED, Status.SENDING, Status.PAUSED],
         ).update(status=Status.CANCELLED, finished_at=timezone.now()):
             raise NotAllowed
-        # Claimed ones too: a sender's hand-over then finds them gone.
+        # Leased ones too: a sender's hand-over then finds them gone.
         Delivery.objects.filter(
-            campaign=campaign, status__in=[Delivery.Status.PENDING, Delivery.Status.CLAIMED]
+            campaign=campaign, status__in=[Delivery.Status.PENDING, Delivery.Status.LEASED]
         ).update(status=Delivery.Status.CANCELLED)
     campaign.refresh_from_db()
 
@@ -99,7 +99,7 @@ def tick() -> None:
             if step.due_at(campaign.started_at) <= now and (step.number > 0 or stalled):
                 _plan(campaign.pk, step.number)
         if stalled:
-            if _claimable(campaign.pk, now):
+            if _work_waiting(campaign.pk, now):
                 kick(campaign.pk)
             else:
                 sending.finish_if_done(campaign.pk)
@@ -120,11 +120,11 @@ def _plan(campaign_id: int, number: int) -> None:
     transaction.on_commit(lambda: tasks.plan.delay(campaign_id, number))
 
 
-def _claimable(campaign_id: int, now) -> bool:
-    """Work for a sender: deliveries due, or leases that ran out (claimed ones are
+def _work_waiting(campaign_id: int, now) -> bool:
+    """Work for a sender: deliveries due, or leases that ran out (leased ones are
     taken again, handed-over ones turn unconfirmed)."""
     return Delivery.objects.filter(
         Q(status=Delivery.Status.PENDING, not_before__lte=now)
-        | Q(status__in=[Delivery.Status.CLAIMED, Delivery.Status.SENDING], lease_until__lt=now),
+        | Q(status__in=[Delivery.Status.LEASED, Delivery.Status.SENDING], lease_until__lt=now),
         campaign_id=campaign_id,
     ).exists()

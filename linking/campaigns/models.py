@@ -1,7 +1,7 @@
 """Campaigns that nudge legacy customers to link, their deliveries and suppressions.
 
 A delivery is one email of one step to one legacy account. The database allows one
-delivery per (campaign, step, account); a sender claims deliveries with a lease and
+delivery per (campaign, step, account); a sender leases deliveries and
 commits them "sending" before it hands them to the mail server, so a delivery handed
 over is never sent again (linking.campaigns.sending).
 """
@@ -149,7 +149,7 @@ class Delivery(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")
-        CLAIMED = "claimed", _("claimed by a sender")
+        LEASED = "leased", _("leased by a sender")
         SENDING = "sending", _("handed to the mail server")
         SENT = "sent", _("sent")
         UNCONFIRMED = "unconfirmed", _("unconfirmed")
@@ -171,7 +171,7 @@ class Delivery(models.Model):
     email_key = models.CharField(_("email key"), max_length=254)
     language = models.CharField(_("language"), max_length=2, choices=Language.choices)
 
-    # pending -> claimed -> sending (committed before the mail server gets it) -> sent,
+    # pending -> leased -> sending (committed before the mail server gets it) -> sent,
     # failed or back to pending (refused for now); a "sending" delivery whose outcome
     # was never recorded becomes unconfirmed when its lease ends, and is never resent.
     status = models.CharField(
@@ -179,9 +179,10 @@ class Delivery(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     not_before = models.DateTimeField(_("not before"), default=timezone.now)
-    # A sender owns a claimed or sending delivery until lease_until; claim names it.
+    # A sender holds a leased or sending delivery until lease_until; lease names
+    # that sender run, so a run whose lease ran out can no longer touch the row.
     lease_until = models.DateTimeField(_("leased until"), null=True, blank=True)
-    claim = models.CharField(max_length=32, blank=True)
+    lease = models.CharField(max_length=32, blank=True)
     error = models.TextField(_("error"), blank=True)
     sent_at = models.DateTimeField(_("handed to the mail server at"), null=True, blank=True)
 
@@ -207,16 +208,16 @@ class Delivery(models.Model):
                 name="delivery_handed_over_has_sent_at",
             ),
             models.CheckConstraint(
-                condition=~Q(status__in=["claimed", "sending"])
-                | Q(lease_until__isnull=False) & ~Q(claim=""),
-                name="delivery_leased_has_claim",
+                condition=~Q(status__in=["leased", "sending"])
+                | Q(lease_until__isnull=False) & ~Q(lease=""),
+                name="delivery_leased_names_its_lease",
             ),
         ]
         indexes = [
             models.Index(
                 fields=["campaign", "status", "not_before"],
-                name="delivery_claimable",
-                condition=Q(status__in=["pending", "claimed", "sending"]),
+                name="delivery_to_send",
+                condition=Q(status__in=["pending", "leased", "sending"]),
             ),
             models.Index(fields=["email_key"], name="delivery_email_key"),
         ]

@@ -21,7 +21,7 @@ def progress(campaign: Campaign) -> dict[str, int]:
     counts = Delivery.objects.filter(campaign=campaign).aggregate(
         planned=Count("pk"),
         pending=Count("pk", filter=Q(status=S.PENDING)),
-        claimed=Count("pk", filter=Q(status=S.CLAIMED)),
+        leased=Count("pk", filter=Q(status=S.LEASED)),
         sending=Count("pk", filter=Q(status=S.SENDING)),
         sent=Count("pk", filter=Q(status=S.SENT)),
         unconfirmed=Count("pk", filter=Q(status=S.UNCONFIRMED)),

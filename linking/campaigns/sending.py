@@ -1,4 +1,4 @@
-"""Sending a campaign: a sender run claims a chunk of deliveries and sends them in
+"""Sending a campaign: a sender run leases a chunk of deliveries and sends them in
 batches through Django's email backend (SMTP, or an email service via anymail).
 Never twice: a batch is committed "sending" before the backend gets it, and such a
 row is never sent again; its outcome is recorded after the send, or, if that record
@@ -6,6 +6,7 @@ is lost, it turns "unconfirmed" when its lease ends (docs/operations.md)."""
 
 import contextlib
 import hashlib
+import math
 import secrets
 import smtplib
 import time
@@ -36,13 +37,14 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from accounts import consent
-from linking.campaigns import content, rate_limit
+from accounts import consent, limits
+from linking.campaigns import content
 from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
 from linking.models import LegacyAccount
 
 MAX_ATTEMPTS = 5
 S = Delivery.Status
+BURST_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,21 @@ def connections() -> list[BaseEmailBackend]:
     return [get_connection() for _ in range(max(1, settings.CAMPAIGN_CONNECTIONS))]
 
 
+def send_rate(per_minute: int) -> limits.RateLimitItem:
+    """A campaign's emails per minute, shared by every sender on every worker. Sent
+    in the shortest windows (5 s at least) whose whole number of emails keeps 90% of
+    the rate, so a minute sends at most its rate and one window more. (Celery's own
+    rate_limit would count per worker process, not for the campaign.)"""
+    for seconds in (BURST_SECONDS, 6, 10, 12, 15, 20, 30):
+        exact = per_minute * seconds / 60
+        if exact >= 1 and math.floor(exact) >= 0.9 * exact:
+            return limits.rate(math.floor(exact), seconds)
+    return limits.rate(per_minute, 60)
+
+
 def send_chunk(campaign_id: int, mails: list[BaseEmailBackend] | None = None) -> Run:
-    """One sender run: check the campaign is sending, take tokens from the shared
-    rate limit, claim that many deliveries and send them over `mails` (kept open by
+    """One sender run: check the campaign is sending, take what its rate allows
+    now, lease that many deliveries and send them over `mails` (kept open by
     a task for its next chunks), or over connections of its own."""
     now = timezone.now()
     touched = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
@@ -96,27 +110,28 @@ def send_chunk(campaign_id: int, mails: list[BaseEmailBackend] | None = None) ->
     )
     if not touched:
         return Run()  # paused, cancelled, finished or gone: stop; resume starts anew
-    grant = rate_limit.take(campaign_id, settings.CAMPAIGN_CHUNK_SIZE)
+    rate = send_rate(Campaign.objects.values_list("rate_per_minute", flat=True).get(pk=campaign_id))
+    grant = limits.take(rate, "campaign", str(campaign_id), wanted=settings.CAMPAIGN_CHUNK_SIZE)
     if not grant.count:
-        return Run(again=True, wait_seconds=grant.wait_seconds)
-    deliveries = claim(campaign_id, grant.count)
-    rate_limit.give_back(campaign_id, grant.count - len(deliveries))
+        return Run(again=True, wait_seconds=grant.resets_in)
+    deliveries = lease(campaign_id, grant.count)
+    limits.give_back(rate, "campaign", str(campaign_id), count=grant.count - len(deliveries))
     if not deliveries:
         return _idle(campaign_id)
     campaign = Campaign.objects.get(pk=campaign_id)
     if mails is not None:
-        return Run(sent=send_claimed(mails, campaign, deliveries), again=True)
+        return Run(sent=send_leased(mails, campaign, deliveries), again=True)
     own = connections()
     try:
-        return Run(sent=send_claimed(own, campaign, deliveries), again=True)
+        return Run(sent=send_leased(own, campaign, deliveries), again=True)
     finally:
         close(own)
 
 
-def claim(campaign_id: int, limit: int) -> list[Delivery]:
-    """Take up to `limit` deliveries: first those a dead sender claimed and never
-    handed over, then pending ones in the order they came due (a range of the index
-    delivery_claimable, cut at the limit). Deliveries handed over whose outcome was
+def lease(campaign_id: int, limit: int) -> list[Delivery]:
+    """Take up to `limit` deliveries: first those whose sender's lease ran out before it
+    handed them over, then pending ones in the order they came due (a range of the
+    index delivery_to_send, cut at the limit). Deliveries handed over whose outcome was
     never recorded turn unconfirmed here, once their lease ended."""
     now = timezone.now()
     name = uuid.uuid4().hex
@@ -124,7 +139,7 @@ def claim(campaign_id: int, limit: int) -> list[Delivery]:
     expire_handed_over(rows, now)
     with transaction.atomic():
         ids = list(
-            rows.filter(status=S.CLAIMED, lease_until__lt=now)
+            rows.filter(status=S.LEASED, lease_until__lt=now)
             .order_by("not_before")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)[:limit]
@@ -137,18 +152,18 @@ def claim(campaign_id: int, limit: int) -> list[Delivery]:
                 .values_list("pk", flat=True)[: limit - len(ids)]
             )
         if ids:
-            claimable = Q(status=S.PENDING, not_before__lte=now) | Q(
-                status=S.CLAIMED, lease_until__lt=now
+            leasable = Q(status=S.PENDING, not_before__lte=now) | Q(
+                status=S.LEASED, lease_until__lt=now
             )
-            Delivery.objects.filter(claimable, pk__in=ids).update(
-                status=S.CLAIMED,
-                claim=name,
+            Delivery.objects.filter(leasable, pk__in=ids).update(
+                status=S.LEASED,
+                lease=name,
                 lease_until=now + timedelta(seconds=settings.CAMPAIGN_LEASE_SECONDS),
             )
     if not ids:
         return []
     return list(
-        Delivery.objects.filter(pk__in=ids, claim=name, status=S.CLAIMED)
+        Delivery.objects.filter(pk__in=ids, lease=name, status=S.LEASED)
         .select_related("account__service")
         .order_by("pk")
     )
@@ -164,10 +179,10 @@ def expire_handed_over(rows: QuerySet[Delivery], now: datetime) -> None:
     )
 
 
-def send_claimed(
+def send_leased(
     mails: list[BaseEmailBackend], campaign: Campaign, deliveries: list[Delivery]
 ) -> int:
-    """Send claimed deliveries in batches of CAMPAIGN_BATCH_SIZE; how many the mail
+    """Send leased deliveries in batches of CAMPAIGN_BATCH_SIZE; how many the mail
     server took. Raises MailServerUnavailable, the deliveries not handed over
     released, when the server cannot be reached or a connection breaks."""
     try:
@@ -175,7 +190,7 @@ def send_claimed(
             mail.open()
     except (OSError, smtplib.SMTPException) as exc:
         close(mails)
-        _release(deliveries, statuses=[S.CLAIMED])
+        _release(deliveries, statuses=[S.LEASED])
         raise MailServerUnavailable(str(exc)) from exc
     size = settings.CAMPAIGN_BATCH_SIZE
     renderer = content.Renderer(campaign)
@@ -186,7 +201,7 @@ def send_claimed(
             try:
                 sent += send_batch(mails, campaign, batch, renderer=renderer, lanes=lanes)
             except (MailServerUnavailable, DatabaseError):
-                _release(deliveries[start + size :], statuses=[S.CLAIMED])
+                _release(deliveries[start + size :], statuses=[S.LEASED])
                 raise
     return sent
 
@@ -255,10 +270,10 @@ def _hand_over(campaign: Campaign, batch: list[Delivery], tokens: dict[int, str]
         return set()
     now = timezone.now()
     pks = [delivery.pk for delivery in batch]
-    name = batch[0].claim
+    name = batch[0].lease
     try:
         count = (
-            Delivery.objects.filter(pk__in=pks, claim=name, status=S.CLAIMED)
+            Delivery.objects.filter(pk__in=pks, lease=name, status=S.LEASED)
             .filter(_sendable())
             .update(
                 status=S.SENDING,
@@ -274,12 +289,12 @@ def _hand_over(campaign: Campaign, batch: list[Delivery], tokens: dict[int, str]
         )
     except DatabaseError:
         # Committed or not, this process sends none of them: put them back.
-        _with_retries(lambda: _release(batch, statuses=[S.CLAIMED, S.SENDING]))
+        _with_retries(lambda: _release(batch, statuses=[S.LEASED, S.SENDING]))
         raise
     if count == len(pks):
         return set(pks)
     return set(
-        Delivery.objects.filter(pk__in=pks, claim=name, status=S.SENDING, sent_at=now).values_list(
+        Delivery.objects.filter(pk__in=pks, lease=name, status=S.SENDING, sent_at=now).values_list(
             "pk", flat=True
         )
     )
@@ -329,8 +344,8 @@ def _record(campaign: Campaign, batch: list[Delivery], outcomes: dict[int, Outco
     answer. Only rows still ours and handed over (or turned unconfirmed meanwhile)."""
     if not outcomes:
         return
-    name = batch[0].claim
-    handed = Delivery.objects.filter(claim=name, status__in=[S.SENDING, S.UNCONFIRMED])
+    name = batch[0].lease
+    handed = Delivery.objects.filter(lease=name, status__in=[S.SENDING, S.UNCONFIRMED])
     sent = [pk for pk, outcome in outcomes.items() if outcome.status == "sent"]
     if sent:
         handed.filter(pk__in=sent).update(
@@ -368,7 +383,7 @@ def _record(campaign: Campaign, batch: list[Delivery], outcomes: dict[int, Outco
 # A delivery the mail server refused: its link never reached anyone.
 _NOT_HANDED_OVER = {
     "lease_until": None,
-    "claim": "",
+    "lease": "",
     "sent_at": None,
     "token_hash": None,
     "token_expires_at": None,
@@ -380,7 +395,7 @@ def _release(deliveries: list[Delivery], *, statuses: list[str]) -> None:
     if deliveries:
         Delivery.objects.filter(
             pk__in=[delivery.pk for delivery in deliveries],
-            claim=deliveries[0].claim,
+            lease=deliveries[0].lease,
             status__in=statuses,
         ).update(status=S.PENDING, **_NOT_HANDED_OVER)
 
@@ -423,13 +438,13 @@ def _sendable() -> Q:
 
 
 def _skip_blocked(deliveries: list[Delivery]) -> None:
-    """Those not handed over and still claimed by us were blocked meanwhile: mark
+    """Those not handed over and still leased by us were blocked meanwhile: mark
     them skipped with the reason (one query)."""
     rows = (
         Delivery.objects.filter(
             pk__in=[delivery.pk for delivery in deliveries],
-            claim=deliveries[0].claim,
-            status=S.CLAIMED,
+            lease=deliveries[0].lease,
+            status=S.LEASED,
         )
         .annotate(
             suppressed=Exists(Suppression.objects.filter(email_key=OuterRef("email_key"))),
@@ -457,16 +472,16 @@ def _skip_blocked(deliveries: list[Delivery]) -> None:
             continue
         reasons.setdefault(reason, []).append(pk)
     for reason, pks in reasons.items():
-        Delivery.objects.filter(pk__in=pks, status=S.CLAIMED).update(
+        Delivery.objects.filter(pk__in=pks, status=S.LEASED).update(
             status=S.SKIPPED, error=reason, lease_until=None
         )
 
 
 def _idle(campaign_id: int) -> Run:
-    """Nothing to claim now: wait for retries or leases to come due, or finish."""
+    """Nothing to lease now: wait for retries or leases to come due, or finish."""
     now = timezone.now()
     due = Delivery.objects.filter(
-        campaign_id=campaign_id, status__in=[S.PENDING, S.CLAIMED, S.SENDING]
+        campaign_id=campaign_id, status__in=[S.PENDING, S.LEASED, S.SENDING]
     ).aggregate(pending=Min("not_before"), leased=Min("lease_until"))
     upcoming = [moment for moment in (due["pending"], due["leased"]) if moment is not None]
     if upcoming:
@@ -483,7 +498,7 @@ def finish_if_done(campaign_id: int) -> bool:
     if CampaignStep.objects.filter(campaign_id=campaign_id, planned_at__isnull=True).exists():
         return False
     if Delivery.objects.filter(
-        campaign_id=campaign_id, status__in=[S.PENDING, S.CLAIMED, S.SENDING]
+        campaign_id=campaign_id, status__in=[S.PENDING, S.LEASED, S.SENDING]
     ).exists():
         return False
     return bool(
