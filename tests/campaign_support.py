@@ -128,7 +128,7 @@ def send_everything(campaign) -> int:
     while True:
         run = sending.send_chunk(campaign.pk)
         sent += run.sent
-        if not run.again or run.wait_seconds:
+        if not run.keep_sending or run.wait_seconds:
             return sent
 
 

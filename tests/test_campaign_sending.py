@@ -302,7 +302,7 @@ def test_a_rate_limited_sender_waits_instead_of_sending(
     second = sending.send_chunk(campaign.pk)
 
     assert first.sent == 5
-    assert second.sent == 0 and second.again and second.wait_seconds > 0
+    assert second.sent == 0 and second.keep_sending and second.wait_seconds > 0
     assert smtp_sink.count() == 5
 
 

@@ -245,7 +245,7 @@ def test_a_withdrawal_after_planning_stops_the_send(
     consent.set_marketing_email(customer=customer, granted=False, source="settings")
     while True:
         run = sending.send_chunk(campaign.pk)
-        if not run.again or run.wait_seconds:
+        if not run.keep_sending or run.wait_seconds:
             break
 
     assert smtp_sink.recipients() == {"taro@example.jp": 1}

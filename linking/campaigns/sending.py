@@ -52,7 +52,7 @@ class Run:
     """What a sender run did and what should happen next."""
 
     sent: int = 0
-    again: bool = False  # run again
+    keep_sending: bool = False  # this sender runs again ...
     wait_seconds: float = 0.0  # ... after this long
 
 
@@ -113,17 +113,17 @@ def send_chunk(campaign_id: int, mails: list[BaseEmailBackend] | None = None) ->
     rate = send_rate(Campaign.objects.values_list("rate_per_minute", flat=True).get(pk=campaign_id))
     grant = limits.take(rate, "campaign", str(campaign_id), wanted=settings.CAMPAIGN_CHUNK_SIZE)
     if not grant.count:
-        return Run(again=True, wait_seconds=grant.resets_in)
+        return Run(keep_sending=True, wait_seconds=grant.resets_in)
     deliveries = lease(campaign_id, grant.count)
     limits.give_back(rate, "campaign", str(campaign_id), count=grant.count - len(deliveries))
     if not deliveries:
         return _idle(campaign_id)
     campaign = Campaign.objects.get(pk=campaign_id)
     if mails is not None:
-        return Run(sent=send_leased(mails, campaign, deliveries), again=True)
+        return Run(sent=send_leased(mails, campaign, deliveries), keep_sending=True)
     own = connections()
     try:
-        return Run(sent=send_leased(own, campaign, deliveries), again=True)
+        return Run(sent=send_leased(own, campaign, deliveries), keep_sending=True)
     finally:
         close(own)
 
@@ -488,7 +488,7 @@ def _idle(campaign_id: int) -> Run:
         wait = max(1.0, (min(upcoming) - now).total_seconds())
         # Long waits (retries minutes away) are left to beat's tick, which restarts
         # senders when deliveries come due.
-        return Run(again=wait <= settings.CAMPAIGN_TICK_SECONDS, wait_seconds=wait)
+        return Run(keep_sending=wait <= settings.CAMPAIGN_TICK_SECONDS, wait_seconds=wait)
     finish_if_done(campaign_id)
     return Run()
 

@@ -51,11 +51,11 @@ def send(self, campaign_id: int) -> int:
                     exc=exc, countdown=countdown, max_retries=MAX_DATABASE_RETRIES
                 ) from exc
             sent += run.sent
-            if not run.again or run.wait_seconds or time.monotonic() > deadline:
+            if not run.keep_sending or run.wait_seconds or time.monotonic() > deadline:
                 break
     finally:
         sending.close(mails)
-    if run.again:
+    if run.keep_sending:
         send.apply_async((campaign_id,), countdown=run.wait_seconds or None)
     return sent
 

@@ -95,14 +95,14 @@ class _Lines:
         self.last = 0
         self.kept: list[tuple[int, str | None]] = []  # None: a line too long to keep
         self.kept_chars = 0
-        self.again: deque[tuple[int, str | None]] = deque()
+        self.to_reread: deque[tuple[int, str | None]] = deque()
 
     def __iter__(self) -> "_Lines":
         return self
 
     def __next__(self) -> str:
-        if self.again:
-            number, line = self.again.popleft()
+        if self.to_reread:
+            number, line = self.to_reread.popleft()
         else:
             line = self._readline(MAX_ROW_CHARS + 1)
             if not line:
@@ -139,7 +139,7 @@ class _Lines:
 
     def read_again(self) -> None:
         """The kept lines come again, before any line not yet read."""
-        self.again.extendleft(reversed(self.kept))
+        self.to_reread.extendleft(reversed(self.kept))
         self.next_row()
 
 
