@@ -36,6 +36,7 @@ urlpatterns = [
     path("terms/", account_views.terms, name="terms"),
     path("link/", include("linking.urls")),
     path("c/", include("linking.campaigns.urls")),
+    path("line/", include("linking.line.urls")),
     # Email services' tracking webhooks (bounces, complaints): linking.campaigns.bounces.
     path(
         "anymail/",

@@ -45,6 +45,7 @@ from tests.fakes.idp import FakeIdP, Request, Response
 USER_ID = r"U[0-9a-f]{32}"
 LINK_TOKEN_TTL = 600
 RETRY_KEY_TTL = 24 * 3600
+REPLYABLE = {"follow", "message", "accountLink", "postback", "join"}
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -148,7 +149,7 @@ class FakeLinePlatform:
     def follow(self, user_id: str, *, name: str = "") -> dict:
         """user_id adds the Official Account: a follow event, sent."""
         self.set_friend(user_id, True, name=name)
-        return self.send(self.event("follow", user_id, reply=True))
+        return self.send(self.event("follow", user_id))
 
     def unfollow(self, user_id: str) -> dict:
         """user_id blocks the Official Account: an unfollow event, sent."""
@@ -157,13 +158,13 @@ class FakeLinePlatform:
 
     def say(self, user_id: str, text: str) -> dict:
         """user_id sends the bot a text message: a message event, sent."""
-        event = self.event("message", user_id, reply=True)
+        event = self.event("message", user_id)
         event["message"] = {"id": str(secrets.randbits(60)), "type": "text", "text": text}
         event["message"]["quoteToken"] = secrets.token_urlsafe(16)
         return self.send(event)
 
-    def event(self, kind: str, user_id: str, *, reply: bool = False) -> dict:
-        """A webhook event as LINE builds it; with reply, a reply token is issued."""
+    def event(self, kind: str, user_id: str) -> dict:
+        """A webhook event as LINE builds it, with a reply token where LINE gives one."""
         event: dict = {
             "type": kind,
             "mode": "active",
@@ -174,7 +175,7 @@ class FakeLinePlatform:
         }
         if kind == "follow":
             event["follow"] = {"isUnblocked": False}
-        if reply:
+        if kind in REPLYABLE:
             token = secrets.token_hex(16)
             with self._lock:
                 self._state.reply_tokens[token] = user_id
@@ -365,7 +366,7 @@ class FakeLinePlatform:
             at_dialog = self._state.at_dialog or user_id
         if user_id is None or expires_at < time.time() or not nonce:
             return Response(400, "The link token is invalid or has expired.")
-        event = self.event("accountLink", user_id, reply=True)
+        event = self.event("accountLink", user_id)
         result = "ok" if at_dialog == user_id else "failed"
         event["link"] = {"result": result, "nonce": nonce}
         self.send(event)

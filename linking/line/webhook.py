@@ -1,0 +1,161 @@
+"""Webhook events from the LINE Official Account: checked, deduplicated, handled.
+
+The SDK's parser checks x-line-signature (HMAC-SHA256 of the body with the
+Messaging API channel secret). Each event is handled once, by its webhookEventId;
+an event older than MAX_AGE (a redelivery: REDELIVERY_MAX_AGE) is refused, so a
+captured request cannot be replayed once its record is pruned.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import override
+from linebot.v3 import WebhookParser
+from linebot.v3.exceptions import InvalidSignatureError
+from linebot.v3.webhooks import (
+    AccountLinkEvent,
+    Event,
+    FollowEvent,
+    MessageEvent,
+    TextMessageContent,
+    UnfollowEvent,
+    UserSource,
+)
+
+from linking.line import account_link, client, friendship
+from linking.line.models import WebhookEvent
+
+logger = logging.getLogger(__name__)
+MAX_AGE = timedelta(minutes=5)
+REDELIVERY_MAX_AGE = timedelta(hours=24)
+# What a friend sends the bot to start linking.
+LINK_COMMANDS = {"統合idと連携": "ja", "link unified id": "en"}
+
+
+class Refused(Exception):
+    """The request as a whole is refused; status is the HTTP answer."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def receive(*, body: bytes, signature: str, request: HttpRequest) -> int:
+    """Handle a webhook request; returns how many events were handled (not refused)."""
+    if not settings.LINE_MESSAGING_CHANNEL_SECRET:
+        raise Refused("the LINE Official Account is not configured", 403)
+    if not signature:
+        raise Refused("x-line-signature is missing", 400)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Refused("the body is not UTF-8", 400) from exc
+    parser = WebhookParser(settings.LINE_MESSAGING_CHANNEL_SECRET)
+    try:
+        events = parser.parse(text, signature)
+    except InvalidSignatureError as exc:
+        raise Refused("x-line-signature does not match", 401) from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise Refused("not a LINE webhook body", 400) from exc
+    return sum(_handle(event, request) for event in events)
+
+
+def _handle(event: Event, request: HttpRequest) -> bool:
+    after = None
+    with transaction.atomic():
+        if not _first_time(event):
+            return False
+        line_user_id = _user(event)
+        if line_user_id:
+            after = _apply(event, line_user_id, request)
+    if after is not None:
+        try:
+            after()
+        except client.LineError as exc:
+            logger.warning("LINE call after a %s event failed: %s", event.type, exc)
+    return True
+
+
+def _first_time(event: Event) -> bool:
+    """Record the event; False if it was seen before or is too old to trust."""
+    occurred_at = datetime.fromtimestamp(event.timestamp / 1000, tz=UTC)
+    redelivery = bool(event.delivery_context and event.delivery_context.is_redelivery)
+    age = timezone.now() - occurred_at
+    if age > (REDELIVERY_MAX_AGE if redelivery else MAX_AGE):
+        logger.warning("LINE webhook event %s refused: %s old", event.webhook_event_id, age)
+        return False
+    try:
+        with transaction.atomic():
+            WebhookEvent.objects.create(
+                webhook_event_id=event.webhook_event_id,
+                event_type=event.type,
+                line_user_id=_user(event) or "",
+                occurred_at=occurred_at,
+                redelivery=redelivery,
+            )
+    except IntegrityError:
+        logger.info("LINE webhook event %s already handled", event.webhook_event_id)
+        return False
+    return True
+
+
+def _user(event: Event) -> str | None:
+    source = event.source
+    if isinstance(source, UserSource) and friendship.LINE_USER_ID.fullmatch(source.user_id or ""):
+        return source.user_id
+    return None
+
+
+def _apply(event: Event, line_user_id: str, request: HttpRequest) -> Callable[[], None] | None:
+    """The event's effect in the database; what to tell LINE afterwards, if anything."""
+    at = datetime.fromtimestamp(event.timestamp / 1000, tz=UTC)
+    if isinstance(event, FollowEvent):
+        friendship.record(line_user_id=line_user_id, is_friend=True, at=at)
+    elif isinstance(event, UnfollowEvent):
+        friendship.record(line_user_id=line_user_id, is_friend=False, at=at)
+    elif isinstance(event, AccountLinkEvent):
+        outcome = account_link.complete(
+            line_user_id=line_user_id,
+            result=event.link.result or "",
+            nonce=event.link.nonce or "",
+            request=request,
+        )
+        return _reply(event.reply_token, _link_answer(outcome))
+    elif isinstance(event, MessageEvent) and isinstance(event.message, TextMessageContent):
+        language = LINK_COMMANDS.get(event.message.text.strip().casefold())
+        if language:
+            friendship.friend(line_user_id)
+            return lambda: _send_link(event.reply_token, line_user_id, language)
+    return None
+
+
+def _send_link(reply_token: str | None, line_user_id: str, language: str) -> None:
+    link_token = account_link.issue_link_token(line_user_id=line_user_id)
+    url = account_link.link_page_url(link_token)
+    with override(language):
+        text = _(
+            "To link LINE with your unified ID, open this page within 10 minutes "
+            "and sign in:\n%(url)s"
+        ) % {"url": url}
+    if reply_token:
+        client.reply_text(reply_token=reply_token, text=text)
+
+
+def _link_answer(outcome: account_link.Outcome) -> str:
+    if outcome.linked:
+        return _("LINE is now linked with your unified ID.")
+    if outcome.reason == "taken":
+        return _("This LINE account is already linked with another unified ID.")
+    return _("Linking did not finish. Send 「統合IDと連携」 to try again.")
+
+
+def _reply(reply_token: str | None, text: str) -> Callable[[], None] | None:
+    if not reply_token:
+        return None
+    return lambda: client.reply_text(reply_token=reply_token, text=text)
