@@ -99,6 +99,7 @@ class _State:
     pending: list[dict] = field(default_factory=list)
     webhook_answers: list[int] = field(default_factory=list)
     at_dialog: str | None = None
+    friendship_down: bool = False
 
 
 class FakeLinePlatform:
@@ -145,6 +146,11 @@ class FakeLinePlatform:
         """Who opens the next account-link dialog (None: the link token's own user)."""
         with self._lock:
             self._state.at_dialog = user_id
+
+    def fail_friendship_status(self) -> None:
+        """LINE's friendship status answers 500 until reset()."""
+        with self._lock:
+            self._state.friendship_down = True
 
     def follow(self, user_id: str, *, name: str = "") -> dict:
         """user_id adds the Official Account: a follow event, sent."""
@@ -352,6 +358,9 @@ class FakeLinePlatform:
 
     def friendship_status(self, request: Request) -> Response:
         user_id = self.idp.line_login_user(request.bearer_token() or "")
+        with self._lock:
+            if self._state.friendship_down:
+                return Response(500, {"message": "Internal server error"})
         if user_id is None:
             return Response(401, {"error": "invalid_token", "error_description": "invalid token"})
         with self._lock:
