@@ -1,21 +1,8 @@
-"""Step-up: before something sensitive, prove again that it is you.
-
-step_up_required guards linking, unlinking, address, password, second-factor and
-sign-in-method changes, export and deletion:
-
-1. a recent re-authentication: a password customer types their password again
-   (allauth's re-authentication, which also replays a suspended POST); a customer
-   without a password re-authenticates at one of their own IdPs, which must prove
-   a new sign-in by auth_time, or else with a code mailed to a confirmed address
-   (accounts.reauth). A sign-in does not count, except with sign_in_counts (the
-   linking pages): there a sign-in within ACCOUNT_REAUTHENTICATION_TIMEOUT, by
-   password or at the customer's own IdP, or the sign-in that confirming a new
-   sign-up's address gives in the browser that signed up, counts, so whoever signs
-   in (or up) and links at once signs in once;
-2. then, for a customer with a second factor, a second-factor verification within
-   the same ACCOUNT_REAUTHENTICATION_TIMEOUT (accounts.mfa.flows.is_fresh); the
-   request is suspended the way allauth does it and resumed after the code.
-"""
+"""Step-up: before something sensitive (linking, unlinking, changes to addresses,
+password, second factors or sign-in methods, export, deletion), prove again that it
+is you: a recent re-authentication (accounts.reauth), then, for a customer with a
+second factor, a fresh one (accounts.mfa.flows.is_fresh). For linking a recent
+sign-in counts (sign_in_counts). The rules and their tests: docs/security.md."""
 
 from functools import wraps
 

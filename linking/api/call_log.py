@@ -1,19 +1,9 @@
-"""The ApiCall audit rows, written in batches off the request path.
-
-A call appends its rows (plain tuples: one, or one per account a batch asked about)
-to this process's buffer and returns; a background thread writes the buffer every
-API_AUDIT_FLUSH_SECONDS, by COPY on PostgreSQL (bulk_create elsewhere), and the
-buffer is written once more when the process exits normally (gunicorn's graceful
-stop included). One INSERT per call cost
-more CPU than the resolve query itself; building an ApiCall and bulk_create-ing it
-cost 43 µs of the web process's CPU a call, the tuple and COPY 4 µs.
-
-The price: a web process killed with SIGKILL, or a machine losing power, loses the
-rows of its last API_AUDIT_FLUSH_SECONDS. While the database cannot be written, rows
-are kept (at most MAX_PENDING, oldest dropped first, with an error logged) and
-written when it can be again. API_AUDIT_FLUSH_SECONDS=0 writes each row in its
-request instead.
-"""
+"""The ApiCall audit rows, written in batches off the request path: a call appends
+plain tuples to this process's buffer, and a thread writes it every
+API_AUDIT_FLUSH_SECONDS (COPY on PostgreSQL) and once more at a normal exit. An
+INSERT per call cost more CPU than the resolve itself (43 µs a call, the tuple and
+COPY 4 µs). The price: a process killed with SIGKILL loses its last rows; while the
+database is away rows wait (at most MAX_PENDING, oldest dropped, logged)."""
 
 import atexit
 import logging

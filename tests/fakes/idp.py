@@ -1,31 +1,13 @@
 """A local identity provider for tests: LINE Login v2.1, Google and generic OpenID
-Connect, served over real HTTP by a daemon thread on 127.0.0.1.
+Connect, over real HTTP on 127.0.0.1 (routes: FakeIdP.routes).
 
-Every authorize request is approved at once for the user chosen with set_user(), so
-a browser or a test client is sent straight back to the site's callback. The token
-endpoints check what the real ones check (client credentials, redirect_uri,
-single-use codes, PKCE) and sign ID tokens as the real ones do: LINE with HS256 and
-the channel secret, Google and OIDC with RS256 under a published key id.
-
-It is stricter than the real IdPs in two ways, because this site promises both:
-every authorize request must carry state and an S256 code_challenge, and LINE's
-must carry a nonce.
-
-The user set with set_user() has been signed in at the IdP for an hour. A request
-with prompt=login, or with a max_age that hour exceeds, signs them in again; with
-prompt=login or max_age the ID token carries auth_time (OpenID Connect Core 3.1.2.1).
-answer_reauthentication() makes an IdP ignore both, sending no auth_time or the
-hour-old one, as some real IdPs do. Google, like the real one, refuses prompt
-values other than none, consent and select_account.
-
-Routes (base_url + ...):
-    LINE    GET  /line/oauth2/v2.1/authorize         POST /line-api/oauth2/v2.1/token
-            POST /line-api/oauth2/v2.1/verify        GET  /line-api/v2/profile
-    Google  GET  /google-accounts/o/oauth2/v2/auth   POST /google-oauth2/token
-            GET  /google-apis/oauth2/v2/userinfo     GET  /google-apis/oauth2/v1/certs
-    OIDC    /oidc/<name>/.well-known/openid-configuration, authorize, token,
-            userinfo, jwks
-"""
+Every authorize request is approved at once for the user of set_user(), signed in
+there an hour ago. Token endpoints check what the real ones check (client
+credentials, redirect_uri, single-use codes, PKCE) and sign as they do (LINE HS256
+with the channel secret, Google and OIDC RS256). Stricter than the real IdPs where
+the site promises it: state, S256 PKCE, and LINE's nonce are required. prompt=login
+and max_age are honoured with auth_time; answer_reauthentication() makes an IdP
+ignore them, as some real ones do."""
 
 import base64
 import hashlib
