@@ -14,9 +14,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import requests
 
+from accounts.management.commands.seed_demo import DEMO_EMAIL, DEMO_PASSWORD
 from config.run import addresses, next_delay
-from tests.campaign_support import free_port
+from tests.campaign_support import free_port, wait_until
+from tests.http_race import csrf_token
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -58,20 +61,42 @@ def _answers(url: str, tries: int = 120) -> int:
     raise AssertionError(f"nothing answered at {url}")
 
 
-def _make_run(tmp_path: Path, **env: str) -> subprocess.Popen:
-    """`make run` (config.run) in its own process group, with `env` for its address and
+def _environment(var_dir: Path, **env: str) -> dict[str, str]:
+    """`make run`'s environment (DEBUG=1) in var_dir, with `env` for its address and
     none of the test's own address or database settings."""
     ignored = {"SITE_URL", "RUN_ADDR", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL"}
     inherited = {name: value for name, value in os.environ.items() if name not in ignored}
+    return {**inherited, "VAR_DIR": str(var_dir), "DEBUG": "1", "PYTHONUNBUFFERED": "1", **env}
+
+
+def _make_run(var_dir: Path, **env: str) -> subprocess.Popen:
+    """config.run, as `make run` starts it, in its own process group."""
     return subprocess.Popen(
         [sys.executable, "-m", "config.run"],
         cwd=BASE_DIR,
-        env={**inherited, "VAR_DIR": str(tmp_path), "DEBUG": "1", "PYTHONUNBUFFERED": "1", **env},
+        env=_environment(var_dir, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A VAR_DIR as `make run` has it before config.run starts: migrated (SQLite) and
+    seeded with the demo data."""
+    var_dir = tmp_path_factory.mktemp("make-run")
+    for command in (["migrate", "--noinput", "-v", "0"], ["seed_demo"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=BASE_DIR,
+            env=_environment(var_dir),
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    return var_dir
 
 
 class _Lines:
@@ -100,22 +125,69 @@ class _Lines:
         raise AssertionError(f"no line matching {pattern!r}; the last ones: {self.seen[-20:]}")
 
 
-def test_make_run_starts_under_an_http_ip_address_and_answers_where_it_says(tmp_path):
-    """SITE_URL=http://127.0.0.1:PORT: passkeys are off there rather than stopping
-    runserver's system checks. (RUN_ADDR's addresses are the table above.)"""
+def _stop(process: subprocess.Popen, output: "_Lines") -> None:
+    """SIGTERM, as Ctrl-C: config.run stops its three children and exits 0, and nothing
+    of its process group is left (runserver's reloader included)."""
+    process.send_signal(signal.SIGTERM)
+    output.wait_for("stopped web, worker and beat")
+    assert process.wait(timeout=30) == 0
+    wait_until(lambda: not _group_alive(process.pid), what="make run's processes to end")
+
+
+def _group_alive(group: int) -> bool:
+    return any(
+        _alive(int(stat.parent.name))
+        for stat in Path("/proc").glob("[0-9]*/stat")
+        if _process_group(stat) == group
+    )
+
+
+def _process_group(stat: Path) -> int | None:
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        return int(stat.read_text().split(") ")[1].split()[2])
+    return None
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "site"),
+    [
+        ("SITE_URL", "http://127.0.0.1:{port}", "http://127.0.0.1:{port}/"),
+        ("RUN_ADDR", "127.0.0.1:{port}", "http://localhost:{port}/"),
+    ],
+)
+def test_make_run_prints_where_the_site_answers_and_whether_passkeys_work_there(
+    seeded, variable, value, site
+):
+    """`SITE_URL=http://127.0.0.1:8000 make run` starts (passkeys are off there, and the
+    two-step page says why, rather than stopping runserver's system checks);
+    `RUN_ADDR=127.0.0.1:8300 make run` answers at http://localhost:8300/, where they work."""
     port = free_port()
-    process = _make_run(tmp_path, SITE_URL=f"http://127.0.0.1:{port}")
+    site = site.format(port=port)
+    process = _make_run(seeded, **{variable: value.format(port=port)})
+    output = _Lines(process)
     try:
-        site = _Lines(process).wait_for(r"Site:\s+(\S+)").group(1)
-        assert site == f"http://127.0.0.1:{port}/"
-        assert _answers(f"http://127.0.0.1:{port}/") in {200, 503}
+        assert output.wait_for(r"Site:\s+(\S+)").group(1) == site
+        assert _answers(site) == 200
+        session = requests.Session()
+        session.headers["Accept-Language"] = "ja"
+        login = f"{site}accounts/login/"
+        form = {"csrfmiddlewaretoken": csrf_token(session, login), "login": DEMO_EMAIL}
+        answer = session.post(login, {**form, "password": DEMO_PASSWORD}, timeout=30)
+        assert answer.url == f"{site}me/"
+        two_step = session.get(f"{site}accounts/2fa/", timeout=30).text
+        if variable == "SITE_URL":
+            assert 'data-testid="add-passkey"' not in two_step
+            why = re.search(r'data-testid="passkeys-off">(.*?)</p>', two_step, re.S).group(1)
+            assert f"http://127.0.0.1:{port}" in why
+            assert "https://" in why and "http://localhost" in why
+        else:
+            assert 'data-testid="add-passkey"' in two_step
+            assert 'data-testid="passkeys-off"' not in two_step
+        _stop(process, output)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait()
 
 
 @pytest.mark.parametrize(
