@@ -98,6 +98,7 @@ class Web:
             "-m",
             "gunicorn",
             "config.wsgi:application",
+            "--preload",
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",

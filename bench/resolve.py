@@ -98,7 +98,7 @@ def _gunicorn(port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench._resolve_site", "DEBUG": "0"}
     env["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
     command = [
-        sys.executable, "-m", "gunicorn", "config.wsgi:application",
+        sys.executable, "-m", "gunicorn", "config.wsgi:application", "--preload",
         "--bind", f"127.0.0.1:{port}", "--workers", "4", "--worker-class", "gthread",
         "--threads", "4", "--keep-alive", "30", "--log-level", "warning",
     ]  # fmt: skip

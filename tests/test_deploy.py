@@ -2,9 +2,12 @@
 
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+from gunicorn.config import Config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Set for the test process (tests/conftest.py) or by the caller; not part of production.
@@ -116,3 +119,29 @@ def test_the_wsgi_application_loads_its_views_and_freezes_them(tmp_path):
     frozen, views_loaded = loaded.stdout.split()
     assert int(frozen) > 50_000
     assert views_loaded == "True"
+
+
+def _gunicorn_commands() -> dict[str, list[str]]:
+    """Every gunicorn command line in docs/operations.md and the web unit file, by
+    where it is written, as gunicorn's arguments."""
+    commands = {}
+    for path in [BASE_DIR / "docs/operations.md", *(BASE_DIR / "docs/deploy").glob("*.service")]:
+        text = path.read_text().replace("\\\n", " ")
+        for number, line in enumerate(text.splitlines(), 1):
+            if "gunicorn config.wsgi" not in line:
+                continue
+            words = shlex.split(line.removeprefix("ExecStart="))
+            start = next(n for n, word in enumerate(words) if word.endswith("gunicorn"))
+            commands[f"{path.name}, command {number}"] = words[start + 1 :]
+    return commands
+
+
+def test_every_documented_gunicorn_command_preloads_the_site_before_forking():
+    # --preload runs config/wsgi.py (and its gc.freeze) once in the master, so the
+    # workers share the frozen site instead of each loading its own.
+    commands = _gunicorn_commands()
+    assert len(commands) >= 3  # the site, the API's own gunicorn, the systemd unit
+    for where, arguments in commands.items():
+        parsed = Config().parser().parse_args(arguments)
+        assert parsed.preload_app, where
+        assert parsed.args == ["config.wsgi:application"], where
