@@ -434,6 +434,7 @@ LINE_BOT_PROMPT = env("LINE_BOT_PROMPT")
 if LINE_BOT_PROMPT not in ("", "normal", "aggressive"):
     raise ImproperlyConfigured('LINE_BOT_PROMPT must be "normal", "aggressive" or empty.')
 LINE_API_TIMEOUT_SECONDS = env_int("LINE_API_TIMEOUT_SECONDS", 10)
+CELERY_BEAT_SCHEDULE["line-prune"] = {"task": "line.prune", "schedule": 3600.0}
 GOOGLE_CLIENT_ID = env("GOOGLE_CLIENT_ID")
 GOOGLE_CLIENT_SECRET = env_secret("GOOGLE_CLIENT_SECRET")
 GOOGLE_ACCOUNTS_URL = env("GOOGLE_ACCOUNTS_URL", "https://accounts.google.com").rstrip("/")

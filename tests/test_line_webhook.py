@@ -150,3 +150,32 @@ def test_other_messages_are_not_answered(client, fake_line):
 
     assert fake_line.messages(friend) == []
     assert fake_line.calls(r"/v2/bot/user/.*/linkToken") == []
+
+
+def test_old_event_records_and_expired_nonces_are_pruned_hourly(client, fake_line, customer):
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from linking.line import tasks
+    from linking.line.models import AccountLinkNonce
+
+    post_events(client, fake_line, [fake_line.event("follow", line_user_id())])
+    kept = WebhookEvent.objects.get()
+    old = fake_line.event("follow", line_user_id())
+    post_events(client, fake_line, [old])
+    WebhookEvent.objects.filter(webhook_event_id=old["webhookEventId"]).update(
+        received_at=timezone.now() - timedelta(days=3)
+    )
+    now = timezone.now()
+    for name, expires_at in (("open", now + timedelta(minutes=5)), ("gone", now)):
+        AccountLinkNonce.objects.create(
+            nonce_hash=name * 16, customer=customer, link_token=name, expires_at=expires_at
+        )
+
+    assert tasks.prune() == 2
+
+    assert list(WebhookEvent.objects.all()) == [kept]
+    assert list(AccountLinkNonce.objects.values_list("link_token", flat=True)) == ["open"]
+    assert settings.CELERY_BEAT_SCHEDULE["line-prune"]["task"] == "line.prune"

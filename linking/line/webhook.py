@@ -3,7 +3,7 @@
 The SDK's parser checks x-line-signature (HMAC-SHA256 of the body with the
 Messaging API channel secret). Each event is handled once, by its webhookEventId;
 an event older than MAX_AGE (a redelivery: REDELIVERY_MAX_AGE) is refused, so a
-captured request cannot be replayed once its record is pruned.
+captured request cannot be replayed once its record is pruned (prune()).
 """
 
 import logging
@@ -29,7 +29,7 @@ from linebot.v3.webhooks import (
 )
 
 from linking.line import account_link, client, friendship
-from linking.line.models import WebhookEvent
+from linking.line.models import AccountLinkNonce, WebhookEvent
 
 logger = logging.getLogger(__name__)
 MAX_AGE = timedelta(minutes=5)
@@ -64,6 +64,15 @@ def receive(*, body: bytes, signature: str, request: HttpRequest) -> int:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise Refused("not a LINE webhook body", 400) from exc
     return sum(_handle(event, request) for event in events)
+
+
+def prune() -> int:
+    """Forget what no event can come back for: webhook events older than the oldest
+    one accepted (so a replay is still refused by its age) and expired nonces."""
+    now = timezone.now()
+    events, _ = WebhookEvent.objects.filter(received_at__lt=now - 2 * REDELIVERY_MAX_AGE).delete()
+    nonces, _ = AccountLinkNonce.objects.filter(expires_at__lt=now).delete()
+    return events + nonces
 
 
 def _handle(event: Event, request: HttpRequest) -> bool:
