@@ -6,6 +6,7 @@ import contextlib
 import email
 import email.policy
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -229,6 +230,16 @@ class Worker:
         return "\n".join(
             path.read_text(errors="replace") for path in sorted(self.log_dir.glob("worker-*.log"))
         )
+
+    def tasks_in_flight(self, name: str) -> int:
+        """Tasks called `name` this worker took and has not yet finished, from its log:
+        the worker logs "received" before a pool process starts a task, and
+        "succeeded", "retry" or "raised" once it ends."""
+        log = self.log()
+        task = rf"Task {re.escape(name)}\[[\w-]+\]"
+        taken = len(re.findall(rf"{task} received", log))
+        assert taken, f"the worker's log shows no {name} task received"
+        return taken - len(re.findall(rf"{task} (?:succeeded|retry|raised)", log))
 
 
 @contextlib.contextmanager

@@ -5,7 +5,6 @@ shown unconfirmed; unsubscribing and pausing take effect while the campaign runs
 
 import shutil
 import subprocess
-import time
 
 import pytest
 from django.conf import settings
@@ -122,14 +121,15 @@ def test_a_paused_campaign_sends_nothing_until_it_is_resumed(
 
     control.pause(campaign)
 
-    # The chunk in flight when the pause came finishes; then nothing moves. A sender
-    # that read "sending" just before the pause may still lease one more chunk, so
-    # "settled" means: nothing in flight and nothing new for 1.5 s.
+    # The chunk in flight when the pause came finishes (a sender that read "sending"
+    # just before the pause may still lease one more); every sender run that starts
+    # after the pause stops at once. Settled: no sender run left in the worker,
+    # nothing leased or handed over, and every email the sink got recorded sent.
     def settled() -> bool:
-        before = smtp_sink.count()
-        time.sleep(1.5)
+        if worker.tasks_in_flight("campaigns.send"):
+            return False
         idle = not Delivery.objects.filter(status__in=["leased", "sending"]).exists()
-        return idle and smtp_sink.count() == before == _sent()
+        return idle and smtp_sink.count() == _sent()
 
     wait_until(settled, what="the chunk in flight")
     paused_at = smtp_sink.count()
