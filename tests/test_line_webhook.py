@@ -126,6 +126,7 @@ def test_an_old_event_is_refused_unless_it_is_a_recent_redelivery(client, fake_l
         ("統合IDと連携", "統合ID"),
         ("Link unified ID", "unified ID"),
         (" link UNIFIED id ", "unified ID"),
+        ("統合ＩＤと連携", "統合ID"),
     ],
 )
 def test_the_link_command_is_answered_with_our_link_page(client, fake_line, command, answer):

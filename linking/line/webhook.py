@@ -9,6 +9,7 @@ captured request cannot be replayed once its record is pruned (prune()).
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from unicodedata import normalize
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -34,7 +35,7 @@ from linking.line.models import AccountLinkNonce, WebhookEvent
 logger = logging.getLogger(__name__)
 MAX_AGE = timedelta(minutes=5)
 REDELIVERY_MAX_AGE = timedelta(hours=24)
-# What a friend sends the bot to start linking.
+# What a friend sends the bot to start linking (NFKC: full-width ＩＤ too).
 LINK_COMMANDS = {"統合idと連携": "ja", "link unified id": "en"}
 
 
@@ -137,7 +138,7 @@ def _apply(event: Event, line_user_id: str, request: HttpRequest) -> Callable[[]
         )
         return _reply(event.reply_token, _link_answer(outcome))
     elif isinstance(event, MessageEvent) and isinstance(event.message, TextMessageContent):
-        language = LINK_COMMANDS.get(event.message.text.strip().casefold())
+        language = LINK_COMMANDS.get(normalize("NFKC", event.message.text).strip().casefold())
         if language:
             friendship.friend(line_user_id)
             return lambda: _send_link(event.reply_token, line_user_id, language)
