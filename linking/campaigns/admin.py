@@ -219,28 +219,28 @@ class CampaignAdmin(admin.ModelAdmin):
     def control_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
         campaign = self._campaign(request, pk, change=True)
         if request.method == "POST" and action in _ACTIONS:
-            _run(request, action, campaign)
+            _change_status(request, action, campaign)
         return HttpResponseRedirect(reverse("admin:campaigns_campaign_progress", args=[pk]))
 
     @admin.action(description=gettext_lazy("Start the selected campaigns"))
     def start_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         for campaign in queryset:
-            _run(request, "start", campaign)
+            _change_status(request, "start", campaign)
 
     @admin.action(description=gettext_lazy("Pause the selected campaigns"))
     def pause_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         for campaign in queryset:
-            _run(request, "pause", campaign)
+            _change_status(request, "pause", campaign)
 
     @admin.action(description=gettext_lazy("Resume the selected campaigns"))
     def resume_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         for campaign in queryset:
-            _run(request, "resume", campaign)
+            _change_status(request, "resume", campaign)
 
     @admin.action(description=gettext_lazy("Cancel the selected campaigns"))
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         for campaign in queryset:
-            _run(request, "cancel", campaign)
+            _change_status(request, "cancel", campaign)
 
 
 _COUNT_LABELS = {
@@ -282,7 +282,8 @@ _ACTIONS = {
 }
 
 
-def _run(request: HttpRequest, action: str, campaign: Campaign) -> None:
+def _change_status(request: HttpRequest, action: str, campaign: Campaign) -> None:
+    """Start, pause, resume or cancel, and tell staff what came of it."""
     try:
         _ACTIONS[action](campaign)
     except control.NotAllowed:

@@ -7,7 +7,7 @@ VIEW_APPS = ("accounts", "linking", "campaigns")
 REPORTS = ("view_link_dashboard", "view_matching_report")
 
 
-def apply(Group, Permission) -> None:
+def ensure_groups(Group, Permission) -> None:
     """Create the groups, or add what they lack; never removes permissions."""
     views = Permission.objects.filter(
         content_type__app_label__in=VIEW_APPS, codename__startswith="view_"
