@@ -10,30 +10,29 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.hashers import make_password
 from django.http import HttpRequest
 
+from accounts import limits
 from accounts.models import Customer, normalize_email
-from linking import throttle
 from linking.audit import client_ip
 
-KIND = "signin"
-# The amounts of allauth's login_failed limit (ACCOUNT_RATE_LIMITS), so the admin
+# settings.RATE_LIMITS: the amounts of allauth's login_failed limit, so the admin
 # sign-in holds as much as the customer one; here counted atomically, before hashing.
-PER_ACCOUNT = throttle.Limit("account", max_failures=5, window_seconds=5 * 60)
-PER_IP = throttle.Limit("ip", max_failures=10, window_seconds=60)
+PER_EMAIL = "signin.email"
+PER_IP = "signin.ip"
 
 
-def _keys(request: HttpRequest | None, login: str | None) -> dict[throttle.Limit, object]:
-    return {PER_ACCOUNT: normalize_email(login), PER_IP: client_ip(request)}
+def _keys(request: HttpRequest | None, login: str | None) -> dict[str, object]:
+    return {PER_EMAIL: normalize_email(login), PER_IP: client_ip(request)}
 
 
 def locked(request: HttpRequest | None, login: str | None) -> bool:
     """Would the next sign-in with this email, from this address, be refused?"""
-    return throttle.is_blocked(KIND, _keys(request, login))
+    return limits.is_blocked(_keys(request, login))
 
 
 def count_as_failure(request: HttpRequest | None, login: str | None) -> None:
     """A right password that still may not sign in there (a customer at /admin/login/)
     uses up the limit like a wrong one, or the lock arriving later would tell."""
-    throttle.attempt(KIND, _keys(request, login))
+    limits.attempt(_keys(request, login))
 
 
 def _account(login: str) -> Customer | None:
@@ -60,14 +59,14 @@ class SignInBackend(AuthenticationBackend):
         if not login or not password:
             return None
         keys = _keys(request, login)
-        if not throttle.attempt(KIND, keys):
+        if not limits.attempt(keys):
             return None
         user = _account(login)
         if user is None:
             make_password(password)  # the hash a real account would have cost
             return None
         if user.check_password(password) and self.user_can_authenticate(user):
-            throttle.succeeded(KIND, keys)
+            limits.succeeded(keys)
             return user
         return None
 

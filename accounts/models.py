@@ -6,6 +6,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from accounts import unified_id
+from accounts.limits.database import RateLimitCounter  # noqa: F401  (this app's model)
 from linking import keys
 from linking.api.outbound import check_url as outbound_check_url
 

@@ -28,17 +28,17 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts import allauth_compat, oidc_logout, oidc_provider
+from accounts import allauth_compat, limits, oidc_logout, oidc_provider
 from accounts.models import ProviderGrant, SpentRefreshToken
 from accounts.reauth import reauthentication_url
-from linking import audit, throttle
+from linking import audit
 from linking.models import ActorKind
 
 # Failed client authentications (wrong secret, unknown client) at the token,
-# introspection and revocation endpoints, counted before the secret is checked.
-PER_CLIENT = throttle.Limit("oidc-client", max_failures=20, window_seconds=15 * 60)
-PER_ADDRESS = throttle.Limit("oidc-address", max_failures=40, window_seconds=15 * 60)
-_KIND = "oidc-client-auth"
+# introspection and revocation endpoints, counted before the secret is checked
+# (settings.RATE_LIMITS).
+PER_CLIENT = "oidc_client.client"
+PER_ADDRESS = "oidc_client.ip"
 
 # A re-authentication asked for by max_age or prompt=login counts for the request
 # that asked, if it ends within this many seconds.
@@ -247,7 +247,7 @@ def _client_authenticating(view):
                 client_id, secret
             )
         keys = {PER_CLIENT: client_id, PER_ADDRESS: audit.client_ip(request)}
-        if not throttle.attempt(_KIND, keys):
+        if not limits.attempt(keys):
             response = JsonResponse(
                 {
                     "error": "temporarily_unavailable",
@@ -255,13 +255,13 @@ def _client_authenticating(view):
                 },
                 status=429,
             )
-            response["Retry-After"] = str(PER_CLIENT.window_seconds)
+            response["Retry-After"] = str(limits.rule(PER_CLIENT).get_expiry())
             return response
         if secret and client_id and not Client.objects.filter(id=client_id).exists():
             make_password(secret)  # the hash a known client's secret costs
         response = view(request)
         if response.status_code != 401:
-            throttle.succeeded(_KIND, keys)
+            limits.succeeded(keys)
         return response
 
     return guarded

@@ -8,6 +8,13 @@ from django.core.mail import EmailMessage, EmailMultiAlternatives, make_msgid
 from django.db import transaction
 
 from accounts import addresses
+from accounts.limits import database as limits_database
+
+
+@shared_task(name="accounts.delete_ended_rate_limits")
+def delete_ended_rate_limits() -> int:
+    """Beat, hourly: rate-limit counts of ended windows, when they live in the database."""
+    return limits_database.delete_ended()
 
 
 @shared_task(name="accounts.expire_unconfirmed_signups")

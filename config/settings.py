@@ -170,6 +170,57 @@ if CACHE_URL.startswith(("redis://", "rediss://")):
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Rate limits (accounts.limits): named rules in the notation of the `limits` library,
+# counted where every web process and worker sees the same counts: Redis (CACHE_URL's
+# by default), else the site's own database. RATE_LIMITS (JSON) overrides rules by name.
+RATE_LIMIT_STORAGE_URL = env(
+    "RATE_LIMIT_STORAGE_URL",
+    CACHE_URL if CACHE_URL.startswith(("redis://", "rediss://")) else "database://",
+)
+RATE_LIMITS = {
+    # Password sign-in (customers, re-authentication, /admin/login/), before hashing;
+    # the amounts of allauth's login_failed below.
+    "signin.email": "5/5 minutes",
+    "signin.ip": "10/minute",
+    # Second-factor codes (TOTP, backup codes) per person, customers and staff alike.
+    "mfa.user": "10/15 minutes",
+    # Legacy passwords, per legacy account, per customer and per client address.
+    "legacy_password.account": "5/15 minutes",
+    "legacy_password.customer": "10/15 minutes",
+    "legacy_password.ip": "30/15 minutes",
+    # Ownership codes sent, per legacy account and per customer.
+    "code_send.account": "3/15 minutes",
+    "code_send.customer": "5/15 minutes",
+    # Member-number lookups for where a code can go (enumeration), per customer and IP.
+    "lookup.customer": "10/15 minutes",
+    "lookup.ip": "30/15 minutes",
+    # Failed client authentications at the OpenID provider's token endpoints.
+    "oidc_client.client": "20/15 minutes",
+    "oidc_client.ip": "40/15 minutes",
+}
+
+
+def rate_limit_overrides(raw: str) -> dict[str, str]:
+    """RATE_LIMITS from the environment: {"rule name": "amount/period"}, checked."""
+    from limits import parse_many
+
+    try:
+        overrides = dict(json.loads(raw or "{}"))
+    except (ValueError, TypeError) as exc:
+        raise ImproperlyConfigured(f"RATE_LIMITS is not a JSON object: {exc}") from exc
+    for name, text in overrides.items():
+        if name not in RATE_LIMITS:
+            raise ImproperlyConfigured(f"RATE_LIMITS names no rule {name!r}")
+        try:
+            if len(parse_many(text)) != 1:
+                raise ValueError("one rule each")
+        except (ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(f"RATE_LIMITS[{name!r}] = {text!r}: {exc}") from exc
+    return overrides
+
+
+RATE_LIMITS.update(rate_limit_overrides(env("RATE_LIMITS")))
+
 AUTH_USER_MODEL = "accounts.Customer"
 # One backend (allauth's, subclassed): every password sign-in is throttled and costs
 # one hash. A second backend would check a wrong password a second time.
@@ -398,6 +449,11 @@ ACCOUNT_FORMS = {
 }
 ACCOUNT_CHANGE_EMAIL = True
 UNCONFIRMED_SIGNUP_EXPIRY_DAYS = env_int("UNCONFIRMED_SIGNUP_EXPIRY_DAYS", 7)
+# Counts of ended rate-limit windows kept in the database (accounts.limits.database).
+CELERY_BEAT_SCHEDULE["accounts-delete-ended-rate-limits"] = {
+    "task": "accounts.delete_ended_rate_limits",
+    "schedule": 3600.0,
+}
 CELERY_BEAT_SCHEDULE["accounts-expire-unconfirmed"] = {
     "task": "accounts.expire_unconfirmed_signups",
     "schedule": 3600.0,

@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts import consent
+from accounts import consent, limits
 from accounts.stepup import step_up_required
-from linking import audit, claims, selectors, throttle
+from linking import audit, claims, selectors
 from linking.forms import CodeForm, MemberNumberForm, PasswordProofForm, SendCodeForm, UnlinkForm
 from linking.models import LegacyAccount, LegacyService, Proof
 from linking.proofs import ProofRefused, ProofThrottled, email_match, oidc, password
@@ -66,7 +66,7 @@ def service(request: HttpRequest, code: str) -> HttpResponse:
     ):
         number_form = MemberNumberForm(request.POST, prefix="num")
         # Each lookup counts, so member numbers cannot be enumerated for contact hints.
-        if number_form.is_valid() and not throttle.attempt("lookup", _lookup_keys(request)):
+        if number_form.is_valid() and not limits.attempt(_lookup_keys(request)):
             messages.error(request, str(ProofThrottled().message))
         elif number_form.is_valid():
             account = LegacyAccount.objects.filter(
@@ -203,10 +203,7 @@ def unlink(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _lookup_keys(request: HttpRequest) -> dict:
-    return {
-        throttle.Limit("customer-lookups", 10, 15 * 60): request.user.pk,
-        throttle.Limit("ip-lookups", 30, 15 * 60): audit.client_ip(request),
-    }
+    return {"lookup.customer": request.user.pk, "lookup.ip": audit.client_ip(request)}
 
 
 def _attempt(

@@ -4,9 +4,10 @@ import pytest
 from allauth.account.models import EmailAddress
 from django.core.cache import cache
 
+from accounts import limits
+from accounts.limits.database import DatabaseStorage
 from accounts.models import Customer
 from linking.api import auth as api_auth
-from linking.api import ratelimit as api_ratelimit
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM in that
 # thread is still synchronous and safe.
@@ -33,13 +34,18 @@ def _mailbox_in_tmp(settings, tmp_path):
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
-    """allauth keeps its rate-limit counters in the cache, the API its rate-limit
-    blocks and known tokens in memory too; each test starts at zero."""
+    """allauth keeps its rate-limit counters in the cache, the API its known tokens
+    in memory, accounts.limits its counts in Redis or the database (where each test's
+    rollback or flush empties them); each test starts at zero."""
     cache.clear()
     api_auth.forget()
-    api_ratelimit.limiter.reset()
+    outside_database = not isinstance(limits.storage(), DatabaseStorage)
+    if outside_database:
+        limits.reset()
     yield
     cache.clear()
+    if outside_database:
+        limits.reset()
 
 
 @pytest.fixture(autouse=True)

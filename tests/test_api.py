@@ -424,13 +424,16 @@ def test_resolve_answers_after_the_database_dropped_the_kept_connection(
 
 @pytest.mark.django_db(transaction=True)
 def test_resolve_on_a_kept_connection_sends_no_health_check_query(
-    store_client, store, make_account, customer, tmp_path
+    store_client, store, make_account, customer, tmp_path, settings
 ):
     # What the database is sent for one resolve on a connection kept from an earlier
     # request, as libpq traces it: the prepared read first, no "SELECT 1" before it.
     # (Django checks the connection before its own first query of a request: here the
-    # audit row, which production buffers and writes from another connection.)
+    # audit row, which production buffers and writes from another connection.) The
+    # rate limit counts in Redis in production, not in this database.
     from django.db import close_old_connections, connection
+
+    settings.RATE_LIMIT_STORAGE_URL = "memory://"
     from psycopg.pq import Trace
 
     if connection.vendor != "postgresql":

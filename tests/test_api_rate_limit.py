@@ -1,62 +1,44 @@
-"""The API's per-client rate limit, shared by every web process through the cache,
-with each process reserving calls in blocks."""
+"""The API's per-client rate limit: calls per minute counted in accounts.limits,
+one count for every web process, told to the client exactly."""
 
-from django.core.cache import cache
-
-from linking.api.ratelimit import WINDOW_SECONDS, Limiter, block_size
-
-NOW = 1_800_000_020.0  # a fixed moment, 20 s into its one-minute window
+from accounts import limits
+from linking.api.openapi import RATE_LIMIT_WINDOW_SECONDS
+from tests.campaign_support import wait_until
 
 
-def _clock():
-    return NOW
+def _per_minute(amount: int) -> limits.RateLimitItem:
+    return limits.rate(amount, RATE_LIMIT_WINDOW_SECONDS)
 
 
-def test_a_small_limit_is_counted_call_by_call():
-    limiter = Limiter(_clock)
-    assert block_size(60) == 1
-    answers = [limiter.hit("small", 60) for _ in range(61)]
-    assert [answer.allowed for answer in answers] == [True] * 60 + [False]
-    # Counted call by call, so what is left is exact.
+def test_a_client_is_counted_call_by_call(db):
+    rate = _per_minute(60)
+    answers = [limits.take(rate, "api", "small") for _ in range(61)]
+
+    assert [answer.count for answer in answers] == [1] * 60 + [0]
     assert [answer.remaining for answer in answers] == [*range(59, -1, -1), 0]
-    assert {answer.reset for answer in answers} == {WINDOW_SECONDS - 20 + 1}
+    assert all(0 < answer.resets_in <= RATE_LIMIT_WINDOW_SECONDS for answer in answers)
+    assert limits.seconds_to_reset(answers[-1]) <= RATE_LIMIT_WINDOW_SECONDS
 
 
-def test_processes_reserve_blocks_and_never_let_more_than_the_limit_through():
-    limit = 10_000  # blocks of 100
-    processes = [Limiter(_clock), Limiter(_clock), Limiter(_clock)]
-    allowed = sum(processes[turn % 3].hit("busy", limit).allowed for turn in range(12_000))
-    # At most one unspent block per process is refused early; none let through late.
-    assert limit - 3 * block_size(limit) <= allowed <= limit
+def test_refused_calls_use_nothing_up(db):
+    rate = _per_minute(3)
+    for _ in range(3):
+        limits.take(rate, "api", "busy")
+    refused = [limits.take(rate, "api", "busy") for _ in range(10)]
+
+    assert {(answer.count, answer.remaining) for answer in refused} == {(0, 0)}
+    limits.give_back(rate, "api", "busy", count=1)
+    assert limits.take(rate, "api", "busy").count == 1
 
 
-def test_a_block_costs_one_cache_write_per_hundred_calls():
-    limiter = Limiter(_clock)
-    for _ in range(150):
-        assert limiter.hit("counted", 100_000).allowed
-    window = int(NOW // WINDOW_SECONDS)
-    assert cache.get(f"api:rate:counted:{window}") == 200  # two blocks of 100 reserved
+def test_each_client_has_its_own_count(db):
+    rate = _per_minute(2)
+    assert [limits.take(rate, "api", "one").count for _ in range(3)] == [1, 1, 0]
+    assert limits.take(rate, "api", "other").count == 1
 
 
-def test_a_new_window_starts_from_zero():
-    minute = [NOW]
-    limiter = Limiter(lambda: minute[0])
-    assert not [limiter.hit("windowed", 2) for _ in range(3)][2].allowed
-    minute[0] += WINDOW_SECONDS
-    assert limiter.hit("windowed", 2).allowed
+def test_a_new_window_starts_from_zero(db):
+    rate = limits.rate(2, 1)  # windows of one second, so the test waits little
+    assert [limits.take(rate, "api", "windowed").count for _ in range(3)] == [1, 1, 0]
 
-
-def test_what_is_left_is_off_by_at_most_what_others_did_meanwhile():
-    # A process tells what the shared count left when it last reserved, less its own
-    # calls since: what other processes reserved meanwhile (they spend alike here,
-    # so about a block) is not in it, and their unspent blocks count as spent.
-    limit = 10_000
-    processes = [Limiter(_clock), Limiter(_clock)]
-    let_through = 0
-    for turn in range(limit + 50):
-        quota = processes[turn % 2].hit("told", limit)
-        let_through += quota.allowed
-        truly_left = limit - let_through
-        assert abs(quota.remaining - truly_left) <= block_size(limit)
-        if not quota.allowed:
-            assert quota.remaining == 0
+    wait_until(lambda: limits.take(rate, "api", "windowed").count == 1, what="a new window")

@@ -11,14 +11,14 @@ import pytest
 import requests
 from django.db import connection
 
-from linking import throttle
+from accounts import limits
 from linking.models import AuditEvent, LegacyAccount, LinkEvent
 from tests.conftest import PASSWORD
 from tests.http_race import all_at_once, csrf_token, signed_in
 
 # As many as the member number's attempt limit: attempts in flight count toward it
-# (linking.throttle), so more claimants at once would be refused as throttled.
-CLAIMANTS = throttle.PER_ACCOUNT.max_failures
+# (accounts.limits), so more claimants at once would be refused as throttled.
+CLAIMANTS = limits.rule("legacy_password.account").amount
 MEMBER_NUMBER = "OS-7730021"
 LEGACY_PASSWORD = "legacy-Store-2009"
 LINKED = "Linked. The account now belongs to your unified ID."

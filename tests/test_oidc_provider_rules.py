@@ -18,7 +18,7 @@ from allauth.idp.oidc.models import Token
 from django.test import Client
 from django.utils import timezone
 
-from accounts import oidc_views
+from accounts import limits, oidc_views
 from accounts.hashers import Argon2idPasswordHasher
 from accounts.models import ProviderGrant, SpentRefreshToken
 from accounts.tasks import prune_provider_grants
@@ -244,10 +244,10 @@ def test_a_known_client_is_refused_after_its_limit_before_its_secret_is_checked(
 ):
     start = [CountingHasher.computed]
     wrong = basic(old_style_app.client_id, "wrong-secret")
-    for number in range(oidc_views.PER_CLIENT.max_failures):
+    for number in range(limits.rule(oidc_views.PER_CLIENT).amount):
         # Each from its own address: the per-client limit is what holds.
         assert _client_credentials(wrong, ip=f"203.0.113.{number}").status_code == 401
-    assert hashes(start) == oidc_views.PER_CLIENT.max_failures
+    assert hashes(start) == limits.rule(oidc_views.PER_CLIENT).amount
     right = basic(old_style_app.client_id, OLD_STYLE_SECRET)
     refused = _client_credentials(right, ip="198.51.100.1")
     assert refused.status_code == 429 and refused.json()["error"] == "temporarily_unavailable"
@@ -256,10 +256,10 @@ def test_a_known_client_is_refused_after_its_limit_before_its_secret_is_checked(
 
 def test_unknown_clients_cost_one_hash_each_and_count_per_address(old_style_app, hashes):
     start = [CountingHasher.computed]
-    for number in range(oidc_views.PER_ADDRESS.max_failures):
+    for number in range(limits.rule(oidc_views.PER_ADDRESS).amount):
         unknown = basic(f"no-such-client-{number}", "some-secret")
         assert _client_credentials(unknown).status_code == 401
-    assert hashes(start) == oidc_views.PER_ADDRESS.max_failures
+    assert hashes(start) == limits.rule(oidc_views.PER_ADDRESS).amount
     known_wrong = basic(old_style_app.client_id, "wrong")
     assert _client_credentials(known_wrong, ip="192.0.2.1").status_code == 401
     assert hashes(start) == 1  # a known client with a wrong secret: the same one hash
@@ -271,7 +271,7 @@ def test_unknown_clients_cost_one_hash_each_and_count_per_address(old_style_app,
 
 def test_successes_do_not_use_up_the_limit(old_style_app):
     right = basic(old_style_app.client_id, OLD_STYLE_SECRET)
-    for _ in range(oidc_views.PER_CLIENT.max_failures + 5):
+    for _ in range(limits.rule(oidc_views.PER_CLIENT).amount + 5):
         assert _client_credentials(right).status_code == 200
 
 

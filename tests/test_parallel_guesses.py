@@ -16,8 +16,8 @@ from django.db import connection
 from django.test.testcases import LiveServerThread
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts import limits
 from accounts.mfa import flows
-from linking import throttle
 from linking.models import AuditEvent, OwnershipCode
 from linking.proofs import code as code_proof
 from tests.http_race import all_at_once, csrf_token, signed_in
@@ -90,8 +90,9 @@ def test_fifty_parallel_totp_guesses_get_at_most_the_limit_checked(site, custome
 
     failures = _second_factor_failures(customer)
     assert sum(failures.values()) == GUESSES
-    assert failures["totp"] <= flows.PER_USER.max_failures, failures
-    assert failures["locked"] >= GUESSES - flows.PER_USER.max_failures
+    allowed = limits.rule(flows.PER_USER).amount
+    assert failures["totp"] <= allowed, failures
+    assert failures["locked"] >= GUESSES - allowed
     assert flows.is_locked(customer)
     device.refresh_from_db()
     assert device.throttling_failure_count <= failures["totp"]
@@ -109,7 +110,7 @@ def test_fifty_parallel_backup_code_guesses_get_at_most_the_limit_checked(site, 
 
     failures = _second_factor_failures(customer)
     assert sum(failures.values()) == GUESSES
-    assert failures["backup_code"] <= flows.PER_USER.max_failures, failures
+    assert failures["backup_code"] <= limits.rule(flows.PER_USER).amount, failures
     assert flows.is_locked(customer)
 
 
@@ -173,7 +174,7 @@ def test_fifty_parallel_legacy_password_guesses_get_at_most_the_limit_checked(
         )
     )
     assert sum(reasons.values()) == GUESSES
-    assert reasons["wrong password"] <= throttle.PER_ACCOUNT.max_failures, reasons
+    assert reasons["wrong password"] <= limits.rule("legacy_password.account").amount, reasons
     assert reasons["throttled"] == GUESSES - reasons["wrong password"]
     legacy.refresh_from_db()
     assert legacy.owner is None

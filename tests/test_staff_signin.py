@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from accounts import backends
+from accounts import backends, limits
 from accounts.hashers import Argon2idPasswordHasher
 from accounts.models import Customer
 from tests.conftest import PASSWORD
@@ -149,7 +149,7 @@ def test_wrong_passwords_for_a_staff_account_are_cut_off_then_the_right_one_too(
     client, people, hashes
 ):
     staff = people["staff"]
-    allowed = backends.PER_ACCOUNT.max_failures
+    allowed = limits.rule(backends.PER_EMAIL).amount
     answers = [_admin_sign_in(client, staff.email, f"guess-{n}-Wrong") for n in range(25)]
 
     assert hashes.since() == allowed
@@ -168,7 +168,7 @@ def test_a_customers_right_password_at_the_staff_sign_in_counts_as_a_failure(
     client, people, hashes
 ):
     customer = people["customer"]
-    for _ in range(backends.PER_ACCOUNT.max_failures):
+    for _ in range(limits.rule(backends.PER_EMAIL).amount):
         assert _form_errors(_admin_sign_in(Client(), customer.email, PASSWORD)) != [_too_many()]
     hashes.since()
 
@@ -180,7 +180,7 @@ def test_a_customers_right_password_at_the_staff_sign_in_counts_as_a_failure(
 
 def test_failures_at_the_staff_sign_in_lock_the_customer_sign_in_too(client, people, hashes):
     customer = people["customer"]
-    for _ in range(backends.PER_ACCOUNT.max_failures):
+    for _ in range(limits.rule(backends.PER_EMAIL).amount):
         _admin_sign_in(Client(), customer.email, WRONG)
     hashes.since()
 
@@ -193,7 +193,7 @@ def test_failures_at_the_staff_sign_in_lock_the_customer_sign_in_too(client, peo
 
 
 def test_one_address_trying_many_accounts_is_cut_off(hashes, make_staff):
-    allowed = backends.PER_IP.max_failures
+    allowed = limits.rule(backends.PER_IP).amount
     staff = [make_staff(f"staff{n}@example.jp", device=False) for n in range(allowed + 1)]
     hashes.since()
     attacker = Client(REMOTE_ADDR="203.0.113.9")
@@ -204,7 +204,7 @@ def test_one_address_trying_many_accounts_is_cut_off(hashes, make_staff):
 
     # Refused at the address, these count nothing against the account they name:
     # a blocked address cannot lock someone else out.
-    for _ in range(backends.PER_ACCOUNT.max_failures):
+    for _ in range(limits.rule(backends.PER_EMAIL).amount):
         response = _admin_sign_in(attacker, staff[-1].email, PASSWORD)
         assert _form_errors(response) == [_too_many()]
     assert hashes.since() == 0
@@ -247,7 +247,7 @@ def test_fifty_parallel_wrong_passwords_get_at_most_the_limit_checked(
     statuses = all_at_once(guess, guesses)
 
     assert all(status < 500 for status in statuses), statuses
-    assert hashes.since() == backends.PER_ACCOUNT.max_failures
+    assert hashes.since() == limits.rule(backends.PER_EMAIL).amount
 
     data = {"csrfmiddlewaretoken": tokens[0], field: staff.email, "password": PASSWORD}
     response = sessions[0].post(url, data, timeout=30, allow_redirects=False)

@@ -1,7 +1,7 @@
 """Verifying the second factor, for customers and staff.
 
-A person has PER_USER failed attempts per window, whichever code they try (TOTP or
-backup code, on any device), counted before the code is checked (linking.throttle),
+A person has the "mfa.user" rule's failed attempts per window, whichever code they
+try (TOTP or backup code, on any device), counted before the code is checked,
 then every code is refused until the window passes. django-otp's own per-device
 wait is kept, its row locked while a code is checked so parallel guesses cannot
 lose its count. Passkeys cannot be guessed and stay usable. Every outcome is audited.
@@ -19,10 +19,11 @@ from django_otp import login as otp_login
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts import limits
 from accounts.allauth_compat import record_authentication
 from accounts.mfa import backup_codes, totp
 from accounts.reauth import authenticated_recently
-from linking import audit, throttle
+from linking import audit
 from linking.models import ActorKind
 
 
@@ -37,9 +38,7 @@ class Audience:
 CUSTOMER = Audience("mfa", ActorKind.CUSTOMER)
 STAFF = Audience("staff_otp", ActorKind.STAFF)
 
-PER_USER = throttle.Limit("user", max_failures=10, window_seconds=15 * 60)
-_KIND = "otp"
-LOCK_MINUTES = PER_USER.window_seconds // 60
+PER_USER = "mfa.user"  # settings.RATE_LIMITS
 
 
 def confirmed_devices(user) -> list[Device]:
@@ -63,7 +62,11 @@ def _keys(user) -> dict:
 
 
 def is_locked(user) -> bool:
-    return throttle.is_blocked(_KIND, _keys(user))
+    return limits.is_blocked(_keys(user))
+
+
+def lock_minutes() -> int:
+    return limits.rule(PER_USER).get_expiry() // 60
 
 
 def verify(*, request: HttpRequest, token: str, audience: Audience = CUSTOMER) -> bool:
@@ -71,20 +74,20 @@ def verify(*, request: HttpRequest, token: str, audience: Audience = CUSTOMER) -
     code. On success the session is OTP-verified (and freshly so, see is_fresh)."""
     user = request.user
     devices = confirmed_devices(user)
-    if not devices or not throttle.attempt(_KIND, _keys(user)):
+    if not devices or not limits.attempt(_keys(user)):
         failed(request, "locked" if devices else "no_device", audience)
         return False
     token = "".join((token or "").split())[:32]
     if backup_codes.looks_like_one(token):
         if backup_codes.use(user, token):
-            throttle.succeeded(_KIND, _keys(user))
+            limits.succeeded(_keys(user))
             verified(request, devices[0], "backup_code", audience)
             return True
         failed(request, "backup_code", audience)
         return False
     for device in devices:
         if isinstance(device, TOTPDevice) and _verify_totp(device, token):
-            throttle.succeeded(_KIND, _keys(user))
+            limits.succeeded(_keys(user))
             verified(request, device, "totp", audience)
             return True
     failed(request, "totp", audience)
@@ -107,10 +110,10 @@ def confirm_totp(
     when the code is wrong."""
     user = request.user
     token = "".join((token or "").split())[:32]
-    if not throttle.attempt(_KIND, _keys(user)) or not totp.confirm(device, token):
+    if not limits.attempt(_keys(user)) or not totp.confirm(device, token):
         failed(request, "enroll", audience)
         return None
-    throttle.succeeded(_KIND, _keys(user))
+    limits.succeeded(_keys(user))
     codes = backup_codes.replace(user) if not backup_codes.unused(user) else []
     verified(request, device, "enroll", audience)
     return codes

@@ -206,7 +206,7 @@ def _locked_or_wrong(request: HttpRequest) -> str:
         return _(
             "Too many wrong codes. For your security, codes are refused for %(minutes)d "
             "minutes. Please try again later."
-        ) % {"minutes": flows.LOCK_MINUTES}
+        ) % {"minutes": flows.lock_minutes()}
     return _("That code is not right. Please check it and try again.")
 
 

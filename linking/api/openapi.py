@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of /api/v1, built from what the views use: the input
 rules (rules.py), the problem kinds (problems.py), the rate-limit fields
-(ratelimit.py). tests/test_api_schema.py runs schemathesis with every check against
+(accounts.limits). tests/test_api_schema.py runs schemathesis with every check against
 a live server, which fails on any request the document allows and the API refuses,
 and on any answer the document does not describe."""
 
@@ -8,8 +8,12 @@ from django.conf import settings
 from django.urls import reverse
 
 from accounts import unified_id
-from linking.api import problems, ratelimit, rules
+from linking.api import problems, rules
 from linking.api.models import SCOPE_EVENTS, SCOPE_LINK_REQUESTS, SCOPE_RESOLVE, SCOPE_REVERSE
+
+# The name the RateLimit fields give a client's quota: calls per minute, per client.
+RATE_LIMIT_POLICY = "per-client"
+RATE_LIMIT_WINDOW_SECONDS = 60
 
 # The examples the document shows (schemathesis's first requests, too).
 EXAMPLE_SERVICE = "store"
@@ -383,26 +387,26 @@ def document(*, server_url: str) -> dict:
                 "RateLimit-Policy": {
                     "description": (
                         "The client's quota: q calls per w seconds, in fixed windows "
+                        "that start at a window's first call "
                         "(draft-ietf-httpapi-ratelimit-headers)."
                     ),
                     "required": True,
                     "schema": {
                         "type": "string",
                         "pattern": (
-                            f'^"{ratelimit.POLICY}";q=[0-9]+;w={ratelimit.WINDOW_SECONDS}$'
+                            f'^"{RATE_LIMIT_POLICY}";q=[0-9]+;w={RATE_LIMIT_WINDOW_SECONDS}$'
                         ),
                     },
                 },
                 "RateLimit": {
                     "description": (
-                        "r: calls left in this window (exact below 200 a minute; "
-                        "above, an estimate off by about 1% of the limit per web "
-                        "process); t: seconds until it ends."
+                        "r: calls left in this window, counted by every web process "
+                        "together; t: seconds until it ends."
                     ),
                     "required": True,
                     "schema": {
                         "type": "string",
-                        "pattern": f'^"{ratelimit.POLICY}";r=[0-9]+;t=[0-9]+$',
+                        "pattern": f'^"{RATE_LIMIT_POLICY}";r=[0-9]+;t=[0-9]+$',
                     },
                 },
                 "Retry-After": {

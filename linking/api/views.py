@@ -19,9 +19,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.log import log_response
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts import limits
 from accounts import unified_id as unified_ids
 from linking import audit
-from linking.api import auth, call_log, ratelimit, rules, selectors
+from linking.api import auth, call_log, rules, selectors
 from linking.api import problems as p
 from linking.api.models import (
     SCOPE_EVENTS,
@@ -30,7 +31,7 @@ from linking.api.models import (
     SCOPE_REVERSE,
     LinkRequest,
 )
-from linking.api.openapi import document
+from linking.api.openapi import RATE_LIMIT_POLICY, RATE_LIMIT_WINDOW_SECONDS, document
 from linking.proofs import vouched
 
 
@@ -55,10 +56,12 @@ def api_endpoint(*, name: str, scope: str, method: str) -> Callable[[View], View
             if client is None:
                 return _unauthorized(request)
             call = Call()
-            quota = ratelimit.hit(client.client_id, client.rate_limit_per_minute)
-            if not quota.allowed:
-                response = p.problem(p.RATE_LIMITED, request, f"come back in {quota.reset} seconds")
-                response["Retry-After"] = str(quota.reset)
+            rate = limits.rate(client.rate_limit_per_minute, RATE_LIMIT_WINDOW_SECONDS)
+            quota = limits.take(rate, "api", client.client_id)
+            if not quota.count:
+                wait = limits.seconds_to_reset(quota)
+                response = p.problem(p.RATE_LIMITED, request, f"come back in {wait} seconds")
+                response["Retry-After"] = str(wait)
             elif request.method != method:
                 response = p.problem(
                     p.METHOD_NOT_ALLOWED, request, f"this path answers {method} only"
@@ -73,8 +76,8 @@ def api_endpoint(*, name: str, scope: str, method: str) -> Callable[[View], View
                 )
             else:
                 response = _answer(view, request, client, call, args, kwargs)
-            response["RateLimit-Policy"], response["RateLimit"] = ratelimit.fields(
-                client.rate_limit_per_minute, quota
+            response["RateLimit-Policy"], response["RateLimit"] = limits.header_fields(
+                RATE_LIMIT_POLICY, rate, quota
             )
             call_log.calls.record(
                 call_log.call_rows(

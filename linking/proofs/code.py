@@ -20,15 +20,15 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts import limits
 from accounts.tasks import send_after_commit
-from linking import audit, claims, sms, throttle
+from linking import audit, claims, sms
 from linking.models import AuditEvent, LegacyAccount, OwnershipCode, Proof
 from linking.proofs import ProofRefused, ProofThrottled
 
 DIGITS = 6
 VALID_FOR = timedelta(minutes=10)
 MAX_FAILED_ATTEMPTS = 5
-SEND_LIMITS = {throttle.PER_ACCOUNT: 3, throttle.PER_CUSTOMER: 5}
 
 
 def _hash(code: str, code_id_salt: str) -> str:
@@ -63,11 +63,8 @@ def send_code(
 ) -> OwnershipCode:
     if channel not in channels_for(account):
         raise ProofRefused(_("This account has no contact of that kind on record."))
-    send_keys = {
-        throttle.Limit("account-sends", SEND_LIMITS[throttle.PER_ACCOUNT], 15 * 60): account.pk,
-        throttle.Limit("customer-sends", SEND_LIMITS[throttle.PER_CUSTOMER], 15 * 60): customer.pk,
-    }
-    if not throttle.attempt("code-send", send_keys):  # every send counts toward the limit
+    send_keys = {"code_send.account": account.pk, "code_send.customer": customer.pk}
+    if not limits.attempt(send_keys):  # every send counts toward the limit
         raise ProofThrottled
 
     code = f"{secrets.randbelow(10**DIGITS):0{DIGITS}d}"

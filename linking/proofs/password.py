@@ -24,7 +24,8 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
-from linking import audit, claims, throttle
+from accounts import limits
+from linking import audit, claims
 from linking.models import AuditEvent, LegacyAccount, LegacyService, Proof
 from linking.proofs import ProofRefused, ProofThrottled
 
@@ -117,12 +118,12 @@ def link_by_password(
     tell an attacker whether the member number exists."""
     external_id = external_id.strip()
     keys = {
-        throttle.PER_ACCOUNT: f"{service.pk}:{external_id}",
-        throttle.PER_CUSTOMER: customer.pk,
-        throttle.PER_IP: audit.client_ip(request),
+        "legacy_password.account": f"{service.pk}:{external_id}",
+        "legacy_password.customer": customer.pk,
+        "legacy_password.ip": audit.client_ip(request),
     }
     account = LegacyAccount.objects.filter(service=service, external_id=external_id).first()
-    if not throttle.attempt("password", keys):
+    if not limits.attempt(keys):
         audit.record(
             AuditEvent.Action.PROOF_FAILED,
             request=request,
@@ -149,7 +150,7 @@ def link_by_password(
             data={"service": service.code, "external_id": external_id[:64]},
         )
         raise ProofRefused(_("The member number or the password is not correct."))
-    throttle.succeeded("password", keys)
+    limits.succeeded(keys)
     audit.record(
         AuditEvent.Action.PROOF_SUCCEEDED,
         request=request,

@@ -1,0 +1,142 @@
+"""The site's one rate limiter, on the `limits` library.
+
+Rules are named in settings.RATE_LIMITS, in limits' notation ("5/15 minutes"); the
+counts live in settings.RATE_LIMIT_STORAGE_URL (Redis, or the site's own database),
+shared by every web process and worker. Windows are fixed and start at their first
+hit. Guesses are counted before they are checked; rates grant what is left.
+"""
+
+import functools
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from limits import RateLimitItem, parse
+from limits.storage import Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+
+
+def rule(name: str) -> RateLimitItem:
+    """The named rule of settings.RATE_LIMITS."""
+    return _parsed(settings.RATE_LIMITS[name])
+
+
+def rate(amount: int, seconds: int) -> RateLimitItem:
+    """amount per so many seconds, for limits kept on a row (an API client's calls,
+    a campaign's emails)."""
+    return _parsed(f"{amount}/{seconds} seconds")
+
+
+@functools.cache
+def _parsed(text: str) -> RateLimitItem:
+    return parse(text)
+
+
+def storage() -> Storage:
+    return _storage_at(settings.RATE_LIMIT_STORAGE_URL)
+
+
+@functools.cache
+def _storage_at(url: str) -> Storage:
+    import accounts.limits.database  # noqa: F401  (registers database://)
+
+    return storage_from_string(url)
+
+
+def reset() -> None:
+    """Forget every count (tests start from zero)."""
+    storage().reset()
+
+
+# --- guesses: passwords, codes, client secrets -------------------------------
+
+
+def _identifier(value: object) -> str:
+    # The value may be whatever was typed (spaces, RTL marks, 64 characters): hashed,
+    # the key is short and safe for every storage.
+    return hashlib.sha256(str(value).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _counted(keys: dict[str, object]) -> list[tuple[RateLimitItem, str, str]]:
+    return [
+        (rule(name), name, _identifier(value)) for name, value in keys.items() if value is not None
+    ]
+
+
+def attempt(keys: dict[str, object]) -> bool:
+    """Count one attempt under each named rule, for its value (a None value is not
+    counted). False, counting nothing, once any is used up. Call before checking the
+    guess, so however many arrive at once, no more are checked than the rule allows."""
+    limiter = FixedWindowRateLimiter(storage())
+    taken = []
+    for item, name, identifier in _counted(keys):
+        taken.append((item, name, identifier))
+        if not limiter.hit(item, name, identifier):
+            _give_back(taken)
+            return False
+    return True
+
+
+def succeeded(keys: dict[str, object]) -> None:
+    """The guess was right: give its attempt back, so only failures use a rule up."""
+    _give_back(_counted(keys))
+
+
+def is_blocked(keys: dict[str, object]) -> bool:
+    """Would the next attempt be refused? Read-only (for showing a page as locked)."""
+    limiter = FixedWindowRateLimiter(storage())
+    return any(not limiter.test(item, name, ident) for item, name, ident in _counted(keys))
+
+
+def _give_back(taken: list[tuple[RateLimitItem, str, str]]) -> None:
+    # A window that ended meanwhile gets its next one a single attempt more, at most.
+    store = storage()
+    for item, name, identifier in taken:
+        store.incr(item.key_for(name, identifier), item.get_expiry(), amount=-1)
+
+
+# --- rates: API calls, campaign emails ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a take got: count granted now, what is left in the window after it, and
+    seconds until the window ends (when to come back if count is short)."""
+
+    count: int
+    remaining: int
+    resets_in: float
+
+
+def take(item: RateLimitItem, *identifiers: str, wanted: int = 1) -> Grant:
+    """Take up to wanted from the rule's window for identifiers, as one atomic count
+    shared by every process; what could not be granted is handed back at once."""
+    store = storage()
+    key = item.key_for(*identifiers)
+    total = store.incr(key, item.get_expiry(), amount=wanted)
+    count = max(0, min(wanted, item.amount - (total - wanted)))
+    if count < wanted:
+        store.incr(key, item.get_expiry(), amount=count - wanted)
+    resets_in = max(0.0, store.get_expiry(key) - time.time())
+    return Grant(count, max(0, item.amount - min(total, item.amount)), resets_in)
+
+
+def give_back(item: RateLimitItem, *identifiers: str, count: int) -> None:
+    """Return what was taken and not used (fewer emails were left than granted)."""
+    if count > 0:
+        storage().incr(item.key_for(*identifiers), item.get_expiry(), amount=-count)
+
+
+def header_fields(policy: str, item: RateLimitItem, grant: Grant) -> tuple[str, str]:
+    """RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers): the
+    quota, and what is left with whole seconds until the window ends."""
+    return (
+        f'"{policy}";q={item.amount};w={item.get_expiry()}',
+        f'"{policy}";r={grant.remaining};t={seconds_to_reset(grant)}',
+    )
+
+
+def seconds_to_reset(grant: Grant) -> int:
+    return max(1, math.ceil(grant.resets_in))
