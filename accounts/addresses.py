@@ -12,10 +12,11 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from accounts import audit
+from accounts.audit import ActorKind
 from accounts.deletion import delete_customer
 from accounts.models import Customer
-from linking import audit
-from linking.models import ActorKind, LegacyAccount
+from linking.models import LegacyAccount
 
 RELEASED = "email_released"
 RELEASED_REASON = "another account proved the mailbox of an address this one never confirmed"

@@ -11,8 +11,8 @@ from django.contrib.auth.hashers import make_password
 from django.http import HttpRequest
 
 from accounts import limits
+from accounts.audit import client_ip
 from accounts.models import Customer, normalize_email
-from linking.audit import client_ip
 
 # settings.RATE_LIMITS: the amounts of allauth's login_failed limit, so the admin
 # sign-in holds as much as the customer one; here counted atomically, before hashing.

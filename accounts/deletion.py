@@ -32,12 +32,13 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 from django.utils import timezone
 
-from accounts import notifications
+from accounts import audit, notifications
+from accounts.audit import ActorKind, AuditEvent
 from accounts.models import Customer, IssuedUnifiedID
-from linking import audit, claims
-from linking.api.webhooks import emit_account_deleted
+from linking import claims
+from linking.api.outbox import emit_account_deleted
 from linking.campaigns.models import Delivery
-from linking.models import ActorKind, AuditEvent, LegacyAccount, LinkEvent
+from linking.models import LegacyAccount, LinkEvent
 
 REASON = "unified ID deleted at the customer's request"
 ERASED = "[erased]"

@@ -13,9 +13,10 @@ from allauth.usersessions.models import UserSession
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from accounts.audit import AuditEvent
 from accounts.models import ConsentRecord, Customer
 from linking.campaigns.models import Delivery
-from linking.models import AuditEvent, LegacyAccount, LinkEvent
+from linking.models import LegacyAccount, LinkEvent
 
 FORMAT_VERSION = 1
 

@@ -5,10 +5,10 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from accounts import unified_id
+from accounts import keys, unified_id
+from accounts.audit import AuditEvent  # noqa: F401  (this app's model)
 from accounts.limits.database import RateLimitCounter  # noqa: F401  (this app's model)
-from linking import keys
-from linking.api.outbound import check_url as outbound_check_url
+from accounts.outbound import check_url as outbound_check_url
 
 
 class IssuedUnifiedIDManager(models.Manager["IssuedUnifiedID"]):

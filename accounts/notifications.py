@@ -20,9 +20,9 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from accounts import audit
 from accounts.models import Customer
 from accounts.tasks import send_after_commit
-from linking import audit
 from linking.models import LinkEvent
 
 MFA_CHANGES = {

@@ -2,7 +2,7 @@
 (signing out, a session ended from the session list, the idle or absolute timeout,
 deletion of the unified ID), every group service that session signed into is told.
 A worker POSTs a signed logout token (sub, sid) to the service's registered
-back-channel logout URI, through the public-address guard (linking.api.outbound).
+back-channel logout URI, through the public-address guard (accounts.outbound).
 The tokens those sign-ins got are revoked at once: they were bound to the session.
 """
 
@@ -25,9 +25,8 @@ from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from accounts import allauth_compat
+from accounts import allauth_compat, outbound
 from accounts.models import BackchannelLogout, Customer, ProviderGrant
-from linking.api import outbound
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts import allauth_compat, limits, oidc_logout, oidc_provider
+from accounts import allauth_compat, audit, limits, oidc_logout, oidc_provider
+from accounts.audit import ActorKind
 from accounts.models import ProviderGrant, SpentRefreshToken
 from accounts.reauth import reauthentication_url
-from linking import audit
-from linking.models import ActorKind
 
 # Failed client authentications (wrong secret, unknown client) at the token,
 # introspection and revocation endpoints, counted before the secret is checked

@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from linking import audit
+from accounts import audit
 
 SIGNED_IN_AT = "session_signed_in_at"
 LAST_SEEN_AT = "session_last_seen_at"

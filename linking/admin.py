@@ -4,8 +4,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from linking import import_jobs
-from linking.models import AuditEvent, ImportJob, LegacyAccount, LegacyService, LinkEvent
+from accounts.audit import AuditEvent
+from linking import import_jobs, tasks
+from linking.models import ImportJob, LegacyAccount, LegacyService, LinkEvent
 from linking.staff import labels
 
 
@@ -218,7 +219,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ImportJob, form, change: bool) -> None:
         obj.created_by = request.user
         super().save_model(request, obj, form, change)
-        import_jobs.start(obj)
+        tasks.start_import(obj)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
         running = ImportJob.objects.filter(

@@ -9,8 +9,9 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from linking import audit
-from linking.models import ActorKind, AuditEvent, LegacyAccount, LinkEvent
+from accounts import audit
+from accounts.audit import ActorKind, AuditEvent
+from linking.models import LegacyAccount, LinkEvent
 
 
 class AccountTaken(Exception):
@@ -139,4 +140,4 @@ def _record(
         reason=reason,
         data={"campaign_id": campaign_id} if campaign_id else None,
     )
-    # Saving the event also writes the webhook outbox rows (linking.api.webhooks).
+    # Saving the event also writes the webhook outbox rows (linking.api.outbox).

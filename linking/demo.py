@@ -8,8 +8,9 @@ from datetime import date, datetime, timedelta
 from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 
+from accounts.audit import ActorKind
 from linking import normalize
-from linking.models import ActorKind, LegacyAccount, LegacyService, LinkEvent, Proof
+from linking.models import LegacyAccount, LegacyService, LinkEvent, Proof
 
 DEMO_STORE_NUMBER = "OS-100245"
 DEMO_STORE_PASSWORD = "store-pass-2026"  # noqa: S105 - the documented demo login at the old store

@@ -9,6 +9,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -27,12 +28,6 @@ MAX_ATTEMPTS = 3
 
 class _Superseded(Exception):
     """The job was taken over by another run meanwhile; this one's import rolls back."""
-
-
-def start(job: ImportJob) -> None:
-    from linking.tasks import run_import_job
-
-    transaction.on_commit(lambda: run_import_job.delay(job.pk))
 
 
 def progress_path(job: ImportJob) -> Path:
@@ -161,10 +156,11 @@ def _this_run(job: ImportJob):
     )
 
 
-def recover() -> int:
+def recover(*, requeue: Callable[[ImportJob], None]) -> int:
     """Running jobs whose heartbeat is older than the lease (their worker was killed or
-    lost) go back to the queue, or fail after MAX_ATTEMPTS. Their import rolled back
-    with the worker, so running one again imports the whole file. Returns how many."""
+    lost) go back to the queue (requeue), or fail after MAX_ATTEMPTS. Their import
+    rolled back with the worker, so running one again imports the whole file.
+    Returns how many."""
     lease = settings.IMPORT_LEASE_SECONDS
     recovered = 0
     for job in ImportJob.objects.filter(status=ImportJob.Status.RUNNING):
@@ -179,6 +175,6 @@ def recover() -> int:
                 status=ImportJob.Status.FAILED, error=message, finished_at=timezone.now()
             )
         elif _this_run(job).update(status=ImportJob.Status.PENDING):
-            start(job)
+            requeue(job)
             recovered += 1
     return recovered

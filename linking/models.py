@@ -2,10 +2,9 @@
 
 Ownership is one nullable column (LegacyAccount.owner), so the database itself
 guarantees a legacy account has at most one owner; a claim is a conditional
-UPDATE ... WHERE owner_id IS NULL. LinkEvent and AuditEvent are append-only.
+UPDATE ... WHERE owner_id IS NULL. LinkEvent is append-only,
+as is accounts.AuditEvent.
 """
-
-import secrets
 
 from django.conf import settings
 from django.db import models
@@ -15,7 +14,9 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from linking import keys
+from accounts import keys
+from accounts.audit import ActorKind, AppendOnlyModel
+from linking.line.models import LINE_USER_ID_PATTERN, line_user_id_validator
 
 
 class Proof(models.TextChoices):
@@ -28,12 +29,6 @@ class Proof(models.TextChoices):
     CAMPAIGN = "campaign", _("campaign link")
     STAFF = "staff", _("staff assisted")
     VOUCHED = "vouched", _("vouched by the service")
-
-
-class ActorKind(models.TextChoices):
-    CUSTOMER = "customer", _("customer")
-    STAFF = "staff", _("staff")
-    SYSTEM = "system", _("system")
 
 
 class Language(models.TextChoices):
@@ -121,6 +116,11 @@ class LegacyAccount(models.Model):
     password_hash = models.CharField(_("legacy password hash"), max_length=255, blank=True)
     points = models.IntegerField(_("points"), default=0)
     attributes = models.JSONField(_("other attributes"), default=dict, blank=True)
+    # The LINE user the service had bound to this member number (its own LINE ID連携),
+    # so a campaign can reach an unlinked customer on LINE.
+    line_user_id = models.CharField(
+        _("LINE user ID"), max_length=33, blank=True, validators=[line_user_id_validator]
+    )
 
     # Match keys for 名寄せ, computed by linking.normalize at import.
     email_key = models.CharField(_("email key"), max_length=254, blank=True)
@@ -157,6 +157,10 @@ class LegacyAccount(models.Model):
                 | Q(owner__isnull=False, linked_at__isnull=False),
                 name="legacy_account_owner_has_linked_at",
             ),
+            models.CheckConstraint(
+                condition=Q(line_user_id="") | Q(line_user_id__regex=LINE_USER_ID_PATTERN),
+                name="legacy_account_line_user_id_format",
+            ),
         ]
         # Partial indexes: most rows lack some key, and blank keys never match.
         indexes = [
@@ -192,31 +196,6 @@ class LegacyAccount(models.Model):
 def mask(value: str, visible: int = 4) -> str:
     """ "****1234": enough for a customer to recognise an ID, too little to use it."""
     return "****" + value[-visible:] if value else ""
-
-
-class AppendOnlyQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionError(f"{self.model.__name__} is append-only")
-
-    def delete(self):
-        raise PermissionError(f"{self.model.__name__} is append-only")
-
-
-class AppendOnlyModel(models.Model):
-    """A record that is written once: history is never rewritten."""
-
-    objects = AppendOnlyQuerySet.as_manager()
-
-    class Meta:
-        abstract = True
-
-    def save(self, *args, **kwargs) -> None:
-        if not self._state.adding:
-            raise PermissionError(f"{type(self).__name__} is append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError(f"{type(self).__name__} is append-only")
 
 
 class LinkEvent(AppendOnlyModel):
@@ -272,76 +251,6 @@ class LinkEvent(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.account_id} {self.customer_unified_id}"
-
-
-_REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read over the phone
-
-
-def new_reference() -> str:
-    return "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(8))
-
-
-class AuditEvent(AppendOnlyModel):
-    """A security-relevant event; its reference can be quoted to support."""
-
-    class Action(models.TextChoices):
-        PROOF_SUCCEEDED = "proof_succeeded", _("proof succeeded")
-        PROOF_FAILED = "proof_failed", _("proof failed")
-        LINK_CONFLICT = "link_conflict", _("link conflict")
-        LINKED = "linked", _("linked")
-        UNLINKED = "unlinked", _("unlinked")
-        CODE_SENT = "code_sent", _("code sent")
-        CODE_LOCKED = "code_locked", _("code locked")
-
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
-    reference = models.CharField(_("reference"), max_length=8, default=new_reference, db_index=True)
-    # Not limited to Action: new flows may record new kinds of event.
-    action = models.CharField(_("action"), max_length=40)
-    customer = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="audit_events",
-        verbose_name=_("customer"),
-    )
-    customer_unified_id = models.CharField(_("unified ID"), max_length=32, blank=True)
-    actor_kind = models.CharField(
-        _("actor kind"), max_length=10, choices=ActorKind.choices, default=ActorKind.CUSTOMER
-    )
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("actor"),
-    )
-    account = models.ForeignKey(
-        LegacyAccount,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="audit_events",
-        verbose_name=_("legacy account"),
-    )
-    method = models.CharField(_("method"), max_length=20, blank=True)
-    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
-    user_agent = models.CharField(_("user agent"), max_length=300, blank=True)
-    reason = models.TextField(_("reason"), blank=True)
-    data = models.JSONField(_("data"), default=dict, blank=True)
-
-    class Meta:
-        ordering = ("-created_at", "-id")
-        verbose_name = _("audit event")
-        verbose_name_plural = _("audit events")
-        indexes = [
-            models.Index(fields=["customer", "created_at"], name="audit_customer_created"),
-            models.Index(fields=["action", "created_at"], name="audit_action_created"),
-        ]
-
-    def __str__(self) -> str:
-        return self.reference
 
 
 class OwnershipCode(models.Model):

@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts import consent, limits
+from accounts import audit, consent, limits
 from accounts.stepup import step_up_required
-from linking import audit, claims, selectors
+from linking import claims, selectors
 from linking.forms import CodeForm, MemberNumberForm, PasswordProofForm, SendCodeForm, UnlinkForm
 from linking.models import LegacyAccount, LegacyService, Proof
 from linking.proofs import ProofRefused, ProofThrottled, email_match, oidc, password

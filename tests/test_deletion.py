@@ -14,11 +14,12 @@ from django.test import Client
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import consent
+from accounts import audit, consent
+from accounts.audit import ActorKind, AuditEvent
 from accounts.models import ConsentRecord, Customer, IssuedUnifiedID
-from linking import audit, claims
+from linking import claims
 from linking.campaigns.models import Campaign, Delivery, Suppression
-from linking.models import ActorKind, AuditEvent, LegacyAccount, LinkEvent, OwnershipCode
+from linking.models import LegacyAccount, LinkEvent, OwnershipCode
 from tests.conftest import PASSWORD
 from tests.fixtures.mfa import pass_second_factor
 

@@ -8,10 +8,10 @@ from allauth.socialaccount.models import SocialAccount
 from django.test import Client
 from django.utils import timezone
 
-from accounts import consent
+from accounts import audit, consent
+from accounts.audit import AuditEvent
 from accounts.models import ConsentNotice
-from linking import audit, claims
-from linking.models import AuditEvent
+from linking import claims
 from tests.conftest import PASSWORD
 
 pytest_plugins = ["tests.fixtures.campaigns"]

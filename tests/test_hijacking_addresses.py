@@ -16,9 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import addresses, tasks
+from accounts.audit import AuditEvent
 from accounts.models import Customer, IssuedUnifiedID
 from linking import claims
-from linking.models import AuditEvent
 from tests.conftest import PASSWORD
 from tests.fakes.idp import GOOGLE, LINE
 from tests.fixtures.mfa import reauthenticate, stepped_up

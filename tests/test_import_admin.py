@@ -18,7 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, connections
 from django.utils import timezone
 
-from linking import import_jobs
+from linking import import_jobs, tasks
 from linking.models import ImportJob, LegacyAccount, LegacyService
 from tests.campaign_support import wait_until
 
@@ -133,7 +133,7 @@ def test_a_job_whose_worker_was_lost_runs_again_and_finishes(
     _lost(job, attempts=1, lease=30, heartbeat_age=heartbeat_age)
 
     with django_capture_on_commit_callbacks() as callbacks:
-        assert import_jobs.recover() == 1
+        assert tasks.recover_import_jobs() == 1
     assert len(callbacks) == 1  # the task is queued again
     import_jobs.run(job.pk)
 
@@ -150,7 +150,7 @@ def test_a_job_whose_worker_still_beats_is_left_running(
     _lost(job, attempts=1, lease=30, heartbeat_age=29.0)
 
     with django_capture_on_commit_callbacks() as callbacks:
-        assert import_jobs.recover() == 0
+        assert tasks.recover_import_jobs() == 0
 
     assert callbacks == []
     assert ImportJob.objects.get(pk=job.pk).status == "running"
@@ -164,7 +164,7 @@ def test_a_job_lost_three_times_fails_with_a_message(
     _lost(job, attempts=3, lease=30, heartbeat_age=31.0)
 
     with django_capture_on_commit_callbacks() as callbacks:
-        assert import_jobs.recover() == 1
+        assert tasks.recover_import_jobs() == 1
 
     assert callbacks == []
     job.refresh_from_db()
@@ -257,7 +257,7 @@ def test_an_import_longer_than_the_lease_keeps_its_job_while_its_worker_lives(se
     with _run_waiting_for_the_service(job):
         wait_until(lambda: _running_for(job) > 3, what="three leases to pass")
 
-        assert import_jobs.recover() == 0
+        assert tasks.recover_import_jobs() == 0
 
     job.refresh_from_db()
     assert (job.status, job.attempts, job.inserted, job.rejected) == ("done", 1, 2, 2)

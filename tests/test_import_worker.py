@@ -12,7 +12,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.db import connection
 
-from linking import import_jobs
+from linking import import_jobs, tasks
 from linking.models import ImportJob, LegacyAccount, LegacyService
 from tests.campaign_support import Worker, wait_until, worker_on_test_database
 
@@ -65,7 +65,7 @@ def test_a_worker_killed_mid_import_is_resumed_when_a_worker_starts(worker: Work
     rows = 200_000 if connection.vendor == "postgresql" else 40_000
     job = _job(rows)
     worker.start()
-    import_jobs.start(job)
+    tasks.start_import(job)
     wait_until(lambda: _rows_read(job) > 0, what="the import to be under way")
 
     worker.kill()
@@ -100,7 +100,7 @@ def test_a_worker_killed_between_the_import_and_its_result_loses_nothing(worker:
             "SELECT 1 FROM linking_legacyservice WHERE id = %s FOR UPDATE", [job.service_id]
         )
         worker.start()
-        import_jobs.start(job)
+        tasks.start_import(job)
         wait_until(lambda: _waiting(watch, "%linking_legacyservice%"), what="the import")
         job_lock.execute("SELECT 1 FROM linking_importjob WHERE id = %s FOR UPDATE", [job.pk])
         service_lock.rollback()

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 from playwright.sync_api import Locator, Page, expect
 
-from linking.models import AuditEvent, LegacyAccount, LinkEvent
+from accounts.audit import AuditEvent
+from linking.models import LegacyAccount, LinkEvent
 from tests.conftest import PASSWORD
 from tests.fixtures.browser import PHONE, screenshot_path, submit
 

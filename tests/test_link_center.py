@@ -4,9 +4,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.audit import AuditEvent
 from linking import claims
 from linking.claims import AccountTaken
-from linking.models import AuditEvent, LegacyAccount, LinkEvent
+from linking.models import LegacyAccount, LinkEvent
 from linking.proofs import ProofRefused
 from linking.proofs.email_match import link_by_email_match
 from tests.fixtures.mfa import stepped_up

@@ -8,7 +8,8 @@ from django.test import TestCase
 from django.utils import timezone
 from django_otp import devices_for_user
 
-from linking.models import AuditEvent, OwnershipCode
+from accounts.audit import AuditEvent
+from linking.models import OwnershipCode
 from linking.proofs import ProofRefused, ProofThrottled
 from linking.proofs.code import link_by_code, send_code
 from tests.fixtures.mfa import stepped_up

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from linking.models import AuditEvent
+from accounts.audit import AuditEvent
 from tests.fakes.idp import Tamper
 from tests.fixtures.mfa import stepped_up
 

@@ -5,9 +5,10 @@ import pytest
 from django.contrib.auth import hashers
 from django.contrib.auth.hashers import make_password
 
-from linking import audit
+from accounts import audit
+from accounts.audit import AuditEvent
 from linking.claims import AccountTaken
-from linking.models import AuditEvent, LinkEvent
+from linking.models import LinkEvent
 from linking.proofs import ProofRefused, ProofThrottled
 from linking.proofs.password import link_by_password, verify_legacy_password
 from tests.fixtures.mfa import stepped_up

@@ -12,7 +12,8 @@ import requests
 from django.db import connection
 
 from accounts import limits
-from linking.models import AuditEvent, LegacyAccount, LinkEvent
+from accounts.audit import AuditEvent
+from linking.models import LegacyAccount, LinkEvent
 from tests.conftest import PASSWORD
 from tests.http_race import all_at_once, csrf_token, signed_in
 

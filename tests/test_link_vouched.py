@@ -9,10 +9,11 @@ import pytest
 from django.test import Client as DjangoClient
 from django.utils import timezone
 
+from accounts.audit import AuditEvent
 from linking import claims
 from linking.api.models import LinkRequest
 from linking.campaigns import content
-from linking.models import AuditEvent, LegacyAccount, LinkEvent
+from linking.models import LegacyAccount, LinkEvent
 from tests.api_support import bearer, fetch_token
 from tests.fixtures.mfa import stepped_up
 

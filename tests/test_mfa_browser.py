@@ -11,7 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 from playwright.sync_api import Page, expect
 
-from linking.models import AuditEvent
+from accounts.audit import AuditEvent
 from tests.conftest import PASSWORD
 from tests.fixtures.browser import PHONE, screenshot_path, sign_out, submit
 from tests.fixtures.mfa import code

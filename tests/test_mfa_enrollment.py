@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.audit import AuditEvent
 from accounts.mfa import backup_codes
 from accounts.mfa.models import BackupCode
-from linking.models import AuditEvent
 from tests.fixtures.mfa import code, pass_second_factor, sign_in_with_password, stepped_up
 
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)")

@@ -6,7 +6,7 @@ import json
 
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from linking.models import AuditEvent
+from accounts.audit import AuditEvent
 from tests.fixtures.mfa import sign_in_with_password, stepped_up
 
 BASE = "/accounts/2fa/passkeys/"

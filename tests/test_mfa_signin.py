@@ -11,7 +11,7 @@ from allauth.socialaccount.models import SocialAccount
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from linking.models import AuditEvent
+from accounts.audit import AuditEvent
 from tests.conftest import PASSWORD
 from tests.fixtures.idp import GOOGLE, LINE, TRUSTED_OIDC
 from tests.fixtures.mfa import code, pass_second_factor, sign_in_with_password

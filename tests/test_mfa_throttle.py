@@ -5,8 +5,8 @@ kind of code), a TOTP code is never accepted twice, and every failure is audited
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.audit import AuditEvent
 from accounts.mfa import backup_codes
-from linking.models import AuditEvent
 from tests.fixtures.mfa import code, sign_in_with_password
 
 VERIFY = "/accounts/2fa/verify/"

@@ -15,8 +15,9 @@ from django.core.exceptions import ValidationError
 from django.utils import translation
 from standardwebhooks import Webhook
 
+from accounts import outbound
 from linking import claims
-from linking.api import outbound, webhooks
+from linking.api import outbox, webhooks
 from linking.api.models import ServiceClient, WebhookAttempt, WebhookDelivery
 from tests.webhook_support import Listener, NetworkGuard, WebhookReceiver, tls_context_for
 
@@ -184,7 +185,7 @@ def test_a_name_is_resolved_once_and_the_checked_address_is_used(settings, make_
     receiver.secret = registered.access.webhook_secret
 
     with NetworkGuard(connect_to={("127.0.0.1", receiver.port)}, look_up={"localhost"}) as guard:
-        outcome = webhooks.deliver(webhooks.ping(registered.access).pk)
+        outcome = webhooks.deliver(outbox.ping(registered.access).pk)
 
     assert outcome.status == "delivered"
     assert guard.lookups.count("localhost") == 1
@@ -209,7 +210,7 @@ def test_tls_to_the_checked_address_still_sends_and_verifies_the_name(
     registered = make_client(webhook_url=receiver.url)
     receiver.secret = registered.access.webhook_secret
     try:
-        outcome = webhooks.deliver(webhooks.ping(registered.access).pk)
+        outcome = webhooks.deliver(outbox.ping(registered.access).pk)
     finally:
         receiver.stop()
 
@@ -224,7 +225,7 @@ def test_tls_refuses_a_certificate_for_another_name(settings, tmp_path, make_cli
     receiver, _server_names = _tls_receiver("other.example", tmp_path, settings)
     registered = make_client(webhook_url=receiver.url)
     try:
-        outcome = webhooks.deliver(webhooks.ping(registered.access).pk)
+        outcome = webhooks.deliver(outbox.ping(registered.access).pk)
     finally:
         receiver.stop()
 
@@ -243,7 +244,7 @@ def test_a_redirect_is_not_followed(settings, make_client, make_receiver, listen
     registered = make_client(webhook_url=receiver.url)
     receiver.secret = registered.access.webhook_secret
 
-    outcome = webhooks.deliver(webhooks.ping(registered.access).pk)
+    outcome = webhooks.deliver(outbox.ping(registered.access).pk)
 
     assert outcome.status == "pending"
     assert WebhookDelivery.objects.get().last_error == "HTTP 307"
@@ -256,7 +257,7 @@ def test_in_production_only_https(settings, make_client, receiver):
     access = registered.access
 
     errors = _registration_errors(access)
-    outcome = webhooks.deliver(webhooks.ping(access).pk)
+    outcome = webhooks.deliver(outbox.ping(access).pk)
 
     assert errors == ["Use an https:// address."]
     assert outcome.status == "pending"

@@ -17,8 +17,9 @@ from django.test.testcases import LiveServerThread
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import limits
+from accounts.audit import AuditEvent
 from accounts.mfa import flows
-from linking.models import AuditEvent, OwnershipCode
+from linking.models import OwnershipCode
 from linking.proofs import code as code_proof
 from tests.http_race import all_at_once, csrf_token, signed_in
 

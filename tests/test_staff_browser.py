@@ -56,7 +56,7 @@ STAFF_PAGES = (
     "/admin/backup-codes/",
     "/admin/campaigns/campaign/",
     "/admin/campaigns/campaign/add/",
-    "/admin/linking/auditevent/",
+    "/admin/accounts/auditevent/",
     "/admin/linking/legacyaccount/",
     "/admin/linking/importjob/",
     "/admin/linking/importjob/add/",

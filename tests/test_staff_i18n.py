@@ -15,12 +15,17 @@ from django.contrib.auth.models import Group
 from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from accounts.models import ConsentNotice, ConsentRecord
-from linking import audit, claims
+from accounts import audit
+from accounts.audit import ActorKind, AuditEvent
+from accounts.models import BackchannelLogout, ConsentNotice, ConsentRecord
+from linking import claims
 from linking.api.models import ApiCall, WebhookDelivery
 from linking.campaigns.models import Delivery, Suppression
-from linking.models import ActorKind, AuditEvent, ImportJob, LegacyService
+from linking.line.models import AccountLinkNonce, LineFriend, WebhookEvent
+from linking.matching.models import CandidateGroup, MatchRun, ModelVersion
+from linking.models import ImportJob, LegacyService
 from tests.fixtures.staff import verified_login
 
 pytest_plugins = ["tests.fixtures.campaigns", "tests.fixtures.api"]
@@ -168,6 +173,22 @@ def world(
         user=hanako, ip="192.0.2.1", session_key="k" * 32, user_agent="Mozilla/5.0"
     )
     SocialAccount.objects.create(user=hanako, provider="line", uid="U1234567890")
+    BackchannelLogout.objects.create(client=registered.client, uri="https://example.jp/logout")
+    run = MatchRun.objects.create(
+        status=MatchRun.Status.DONE, model_version=ModelVersion.objects.create(splink_settings={})
+    )
+    group = CandidateGroup.objects.create(
+        run=run,
+        probability=0.99,
+        evidence=[{"a": account.pk, "b": account.pk, "probability": 0.99, "weights": {}}],
+    )
+    group.members.create(account=account)
+    now = timezone.now()
+    LineFriend.objects.create(line_user_id="U" + "1" * 32, customer=hanako, is_friend=True)
+    AccountLinkNonce.objects.create(
+        nonce_hash="n" * 64, customer=hanako, link_token="t", expires_at=now
+    )
+    WebhookEvent.objects.create(webhook_event_id="e1", event_type="follow", occurred_at=now)
     return {"staff": staff, "customer": hanako, "campaign": campaign, "job": job}
 
 
@@ -183,17 +204,19 @@ def _names_of_things() -> tuple[str, ...]:
 
 
 def _pages(world) -> list[tuple[str, tuple[str, ...]]]:
-    """(URL, names of objects it shows) of every admin page."""
-    pages = [("/admin/", ())]
+    """(URL, names of objects it shows) of every admin page: of each model its list,
+    add form and the change form, history and deletion of a row."""
+    pages = [("/admin/", ()), (reverse("admin:password_change"), ())]
     for model in admin.site._registry:
         info = (model._meta.app_label, model._meta.model_name)
         rows = tuple(str(row) for row in model._default_manager.all()[:20])
         pages.append((reverse("admin:{}_{}_changelist".format(*info)), rows))
         pages.append((reverse("admin:{}_{}_add".format(*info)), ()))
         first = model._default_manager.order_by("pk").first()
-        if first is not None:
-            change = reverse("admin:{}_{}_change".format(*info), args=[first.pk])
-            pages.append((change, (str(first),)))
+        assert first is not None, f"no {model._meta.label} in the world: its pages go untested"
+        for view in ("change", "history", "delete"):
+            url = reverse("admin:{}_{}_{}".format(*info, view), args=[first.pk])
+            pages.append((url, (str(first),)))
     campaign = world["campaign"]
     for name in ("preview", "progress"):
         url = reverse(f"admin:campaigns_campaign_{name}", args=[campaign.pk])
@@ -216,12 +239,28 @@ def test_every_admin_page_names_things_in_japanese(client, world):
         data = (*data, *names)
         response = client.get(url, HTTP_ACCEPT_LANGUAGE="ja")
         if response.status_code == 403:
-            continue  # no add form (append-only records)
+            continue  # no add form or deletion (append-only records)
         assert response.status_code == 200, url
         for where, text in untranslated(response.content.decode(), data):
             found.setdefault((where, text), url)
     report = sorted(f"{url}  <{where}> {text}" for (where, text), url in found.items())
     assert not report, "\n".join(report)
+
+
+def test_roles_and_staff_are_given_permissions_named_in_japanese(client, world):
+    """Django keeps permission names in English ("Can add customer"); the pickers of
+    the role and staff forms name them in Japanese, and offer only those that grant
+    something in the admin."""
+    verified_login(client, world["staff"])
+    for url in ("/admin/auth/group/add/", f"/admin/accounts/customer/{world['staff'].pk}/change/"):
+        page = client.get(url, HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+        picker = re.search(r'<select name="(?:user_)?permissions".*?</select>', page, re.S)
+        options = re.findall(r"<option[^>]*>([^<]*)</option>", picker.group())
+        assert "顧客 | 顧客を閲覧できる" in options, options
+        assert "ID連携 | ID連携率ダッシュボードを閲覧できる" in options
+        assert [option for option in options if english_words(option)] == []
+    role = client.get("/admin/auth/group/add/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    assert re.search(r'<label[^>]*for="id_name"[^>]*>ロール名', role)
 
 
 @pytest.mark.parametrize("device", [True, False], ids=["verify", "enroll"])
@@ -251,7 +290,7 @@ def test_things_have_names_not_a_persons_name_and_the_dashboard_a_date_range(
 
 def test_stored_actions_methods_and_reasons_read_in_japanese(client, world):
     verified_login(client, world["staff"])
-    trail = client.get("/admin/linking/auditevent/").content.decode()
+    trail = client.get("/admin/accounts/auditevent/").content.decode()
     for shown in (
         "お客様が連携を解除",
         "パスワードの誤り",
@@ -263,5 +302,5 @@ def test_stored_actions_methods_and_reasons_read_in_japanese(client, world):
         assert stored not in trail
     history = client.get(f"/admin/customer/{world['customer'].pk}/").content.decode()
     assert "<td>お客様が連携を解除</td>" in history
-    english = client.get("/admin/linking/auditevent/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    english = client.get("/admin/accounts/auditevent/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "unlinked by the customer" in english

@@ -8,8 +8,8 @@ from django.urls import reverse
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.audit import AuditEvent
 from accounts.mfa.models import BackupCode
-from linking.models import AuditEvent
 from tests.conftest import PASSWORD
 from tests.fixtures.staff import verified_login
 
@@ -17,7 +17,7 @@ INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)")
 ADMIN_PAGES = [
     "/admin/",
     "/admin/linking/legacyaccount/",
-    "/admin/linking/auditevent/",
+    "/admin/accounts/auditevent/",
     "/admin/accounts/customer/",
     "/admin/campaigns/campaign/",
     "/admin/dashboard/",
@@ -53,26 +53,26 @@ def test_verified_superuser_reaches_every_admin_page(otp_admin_client, url):
 def test_admin_pages_list_every_registered_model(otp_admin_client):
     page = otp_admin_client.get("/admin/").content.decode()
     assert reverse("admin:staff_dashboard") in page
-    assert "/admin/linking/auditevent/" in page
+    assert "/admin/accounts/auditevent/" in page
 
 
 def test_it_signs_in_with_password_then_totp(client, make_staff):
     staff = make_staff(role="analyst")
     response = client.post(
-        "/admin/login/?next=/admin/linking/auditevent/",
-        {"username": staff.email, "password": PASSWORD, "next": "/admin/linking/auditevent/"},
+        "/admin/login/?next=/admin/accounts/auditevent/",
+        {"username": staff.email, "password": PASSWORD, "next": "/admin/accounts/auditevent/"},
     )
     assert response.status_code == 302
-    assert response["Location"] == "/admin/verify/?next=%2Fadmin%2Flinking%2Fauditevent%2F"
+    assert response["Location"] == "/admin/verify/?next=%2Fadmin%2Faccounts%2Fauditevent%2F"
     assert client.get("/admin/").status_code == 302
 
     device = TOTPDevice.objects.get(user=staff)
     response = client.post(
-        "/admin/verify/", {"token": _code(device), "next": "/admin/linking/auditevent/"}
+        "/admin/verify/", {"token": _code(device), "next": "/admin/accounts/auditevent/"}
     )
     assert response.status_code == 302
-    assert response["Location"] == "/admin/linking/auditevent/"
-    assert client.get("/admin/linking/auditevent/").status_code == 200
+    assert response["Location"] == "/admin/accounts/auditevent/"
+    assert client.get("/admin/accounts/auditevent/").status_code == 200
     assert AuditEvent.objects.filter(action="staff_otp_verified", customer=staff).exists()
 
 
@@ -182,7 +182,7 @@ def test_the_second_factor_pages_show_no_admin_menu_and_a_sign_out(client, make_
     url = "/admin/verify/" if device else "/admin/enroll/"
     page = client.get(url).content.decode()
     assert 'id="nav-sidebar"' not in page
-    assert "/admin/linking/auditevent/" not in page
+    assert "/admin/accounts/auditevent/" not in page
     assert 'action="/admin/sign-out/"' in page
 
     response = client.post("/admin/sign-out/")
@@ -195,3 +195,11 @@ def test_signing_out_takes_a_post(client, make_staff):
     client.force_login(make_staff())
     assert client.get("/admin/sign-out/").status_code == 405
     assert client.get("/admin/verify/").status_code == 200
+
+
+def test_the_audit_trail_old_address_redirects_to_its_new_one(client):
+    response = client.get("/admin/linking/auditevent/?q=123456789012")
+    assert response.status_code == 301
+    assert response["Location"] == "/admin/accounts/auditevent/?q=123456789012"
+    response = client.get("/admin/linking/auditevent/7/change/")
+    assert response["Location"] == "/admin/accounts/auditevent/7/change/"

@@ -4,7 +4,8 @@ audit trail), nobody edits the audit trail."""
 import pytest
 from django.contrib.auth.models import Group
 
-from linking.models import AuditEvent, LegacyAccount, LinkEvent
+from accounts.audit import AuditEvent
+from linking.models import LegacyAccount, LinkEvent
 from tests.fixtures.staff import verified_login
 
 
@@ -123,10 +124,10 @@ def test_bad_unlink_input_never_fails(client, make_staff, person, body):
 
 
 def test_nobody_edits_the_audit_trail(otp_admin_client, person, account):
-    from linking import audit
+    from accounts import audit
 
     event = audit.record("linked", request=None, customer=person, account=account, reason="r")
-    base = "/admin/linking/auditevent/"
+    base = "/admin/accounts/auditevent/"
     assert otp_admin_client.get(f"{base}add/").status_code == 403
     assert otp_admin_client.get(f"{base}{event.pk}/delete/").status_code == 403
     page = otp_admin_client.get(f"{base}{event.pk}/change/").content.decode()
@@ -137,14 +138,14 @@ def test_nobody_edits_the_audit_trail(otp_admin_client, person, account):
 def test_the_audit_trail_filters_by_customer_actor_action_and_date(
     otp_admin_client, make_staff, person, account, make_customer
 ):
-    from linking import audit
+    from accounts import audit
 
     staff = make_staff("support@example.jp", role="support")
     mine = audit.record(
         "linked", request=None, customer=person, actor=staff, actor_kind="staff", reason="r"
     )
     other = audit.record("proof_failed", request=None, customer=make_customer("x@example.jp"))
-    base = "/admin/linking/auditevent/"
+    base = "/admin/accounts/auditevent/"
     for query in (
         f"q={person.unified_id}",
         "q=hanako@example.jp",

@@ -3,8 +3,8 @@
 import pytest
 from allauth.socialaccount.models import SocialAccount
 
+from accounts.audit import ActorKind
 from linking import claims
-from linking.models import ActorKind
 from tests.fixtures.staff import verified_login
 
 

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, transaction
 
 from linking import claims
-from linking.api import webhooks
+from linking.api import outbox
 from linking.api.models import WebhookDelivery
 from linking.models import LegacyAccount
 
@@ -52,7 +52,7 @@ def test_concurrent_events_about_one_account_get_distinct_growing_numbers(make_a
         taken = []
         for _ in range(ROUNDS):
             with transaction.atomic():
-                taken.append(webhooks.next_sequences([account.pk])[account.pk])
+                taken.append(outbox.next_sequences([account.pk])[account.pk])
         return taken
 
     per_writer = _in_parallel(take)

@@ -14,7 +14,7 @@ from django.db import transaction
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from linking import claims
-from linking.api import webhooks
+from linking.api import outbox, webhooks
 from linking.api.models import AccountSequence, ServiceClient, WebhookDelivery
 
 pytest_plugins = ["tests.fixtures.api"]
@@ -122,7 +122,7 @@ def test_a_delivery_is_dead_lettered_after_the_limit_and_can_be_redelivered(
     ]
     assert receiver.count() == 3
 
-    assert webhooks.redeliver(WebhookDelivery.objects.filter(pk=delivery.pk)) == 1
+    assert outbox.redeliver(WebhookDelivery.objects.filter(pk=delivery.pk)) == 1
     assert webhooks.deliver(delivery.pk).status == "delivered"
     assert receiver.count() == 4
 
@@ -203,7 +203,7 @@ def test_a_deleted_unified_id_is_announced_with_only_the_accounts_each_client_se
     )
     WebhookDelivery.objects.all().delete()
 
-    webhooks.emit_account_deleted(hanako)
+    outbox.emit_account_deleted(hanako)
 
     bodies = {
         d.client_id: json.loads(d.body)
@@ -275,7 +275,7 @@ def test_the_old_secret_stops_signing_when_its_overlap_ends(settings, make_clien
     old = registered.access.webhook_secret
     receiver.secret = registered.access.rotate_webhook_secret()
 
-    assert webhooks.deliver(webhooks.ping(registered.access).pk).status == "delivered"
+    assert webhooks.deliver(outbox.ping(registered.access).pk).status == "delivered"
 
     request = receiver.received[-1]
     assert len(request.headers["webhook-signature"].split(" ")) == 1

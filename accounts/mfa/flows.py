@@ -19,12 +19,11 @@ from django_otp import login as otp_login
 from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import limits
+from accounts import audit, limits
 from accounts.allauth_compat import record_authentication
+from accounts.audit import ActorKind
 from accounts.mfa import backup_codes, totp
 from accounts.reauth import authenticated_recently
-from linking import audit
-from linking.models import ActorKind
 
 
 @dataclass(frozen=True)

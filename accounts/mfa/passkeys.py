@@ -24,9 +24,8 @@ from django_otp_webauthn import exceptions
 from django_otp_webauthn import views as webauthn
 from django_otp_webauthn.templatetags.otp_webauthn import get_configuration
 
-from accounts import notifications
+from accounts import audit, notifications
 from accounts.mfa import flows
-from linking import audit
 
 
 class StepUpRequired(exceptions.OTPWebAuthnApiError):

@@ -18,12 +18,11 @@ from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.models import WebAuthnCredential
 
-from accounts import notifications
+from accounts import audit, notifications
 from accounts.allauth_compat import resume_request
 from accounts.mfa import backup_codes, flows, passkeys, totp
 from accounts.mfa.forms import ConfirmForm, EnrollTOTPForm, NameForm, TokenForm
 from accounts.stepup import step_up_required
-from linking import audit
 
 DEVICE_KINDS = {"totp": TOTPDevice, "passkey": WebAuthnCredential}
 

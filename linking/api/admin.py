@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
-from linking.api import webhooks
+from linking.api import outbox
 from linking.api.admin_labels import ClientLabels, TokenLabels
 from linking.api.models import (
     ApiCall,
@@ -105,7 +105,7 @@ class ClientAdmin(ClientLabels, AllauthClientAdmin):
     @admin.action(description=_("Send a test ping to the webhook"))
     def send_webhook_ping(self, request: HttpRequest, queryset: QuerySet[Client]) -> None:
         for access in ServiceClient.objects.filter(client__in=queryset).select_related("client"):
-            if webhooks.ping(access) is None:
+            if outbox.ping(access) is None:
                 self.message_user(
                     request, _("No webhook URL is set for %s.") % access.client.name, messages.ERROR
                 )
@@ -161,7 +161,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Redeliver (a fresh round of attempts, starting now)"))
     def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        count = webhooks.redeliver(queryset)
+        count = outbox.redeliver(queryset)
         self.message_user(request, _("%d deliveries queued again.") % count)
 
 

@@ -8,4 +8,4 @@ class ApiConfig(AppConfig):
     verbose_name = _("Group services")
 
     def ready(self) -> None:
-        from linking.api import webhooks  # noqa: F401  (signal receiver: the outbox)
+        from linking.api import outbox  # noqa: F401  (signal receiver)

@@ -21,8 +21,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from linking.api import outbound
-from linking.models import AppendOnlyModel, LegacyAccount, LegacyService
+from accounts import outbound
+from accounts.audit import AppendOnlyModel
+from linking.models import LegacyAccount, LegacyService
 
 # OAuth 2 scopes of the API; a client may request only those listed on its Client.
 SCOPE_RESOLVE = "resolve"

@@ -19,9 +19,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.log import log_response
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts import limits
+from accounts import audit, limits
 from accounts import unified_id as unified_ids
-from linking import audit
 from linking.api import auth, call_log, rules, selectors
 from linking.api import problems as p
 from linking.api.models import (

@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from linking.matching import jobs, review
+from linking.matching import review, tasks
 from linking.matching.models import CandidateGroup, MatchRun, ModelVersion
 
 
@@ -56,7 +56,7 @@ class MatchRunAdmin(_ReadOnly):
             return HttpResponseRedirect(reverse("admin:matching_matchrun_changelist"))
         if not request.user.has_perm("matching.add_matchrun"):
             raise PermissionDenied
-        run = jobs.start(user=request.user)
+        run = tasks.start(user=request.user)
         messages.success(request, _("Matching run #%(run)s started.") % {"run": run.pk})
         return HttpResponseRedirect(reverse("admin:matching_matchrun_changelist"))
 

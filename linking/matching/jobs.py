@@ -4,7 +4,6 @@ MatchRun row as it goes, so the admin can show it while a worker runs it."""
 
 import time
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -13,17 +12,6 @@ from linking.matching.models import CandidateGroup, CandidateMember, MatchRun, M
 from linking.models import LegacyAccount
 
 _FIELDS = ("id", "service_id", "email", "phone", "name", "name_kana", "birth_date", "attributes")
-
-
-def start(*, user=None, backend: str | None = None, model_version: ModelVersion | None = None):
-    """A pending run, handed to a Celery worker once the transaction commits."""
-    from linking.matching.tasks import run_matching
-
-    run = MatchRun.objects.create(
-        backend=backend or settings.MATCHING_BACKEND, started_by=user, model_version=model_version
-    )
-    transaction.on_commit(lambda: run_matching.delay(run.pk))
-    return run
 
 
 def _progress(run: MatchRun, text: str, **fields) -> None:

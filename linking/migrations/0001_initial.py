@@ -2,9 +2,10 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import linking.models
 from django.conf import settings
 from django.db import migrations, models
+
+import accounts.audit
 
 
 class Migration(migrations.Migration):
@@ -95,7 +96,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created at')),
-                ('reference', models.CharField(db_index=True, default=linking.models.new_reference, max_length=8, verbose_name='reference')),
+                ('reference', models.CharField(db_index=True, default=accounts.audit.new_reference, max_length=8, verbose_name='reference')),
                 ('action', models.CharField(max_length=40, verbose_name='action')),
                 ('customer_unified_id', models.CharField(blank=True, max_length=32, verbose_name='unified ID')),
                 ('actor_kind', models.CharField(choices=[('customer', 'customer'), ('staff', 'staff'), ('system', 'system')], default='customer', max_length=10, verbose_name='actor kind')),

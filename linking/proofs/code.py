@@ -20,10 +20,11 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts import limits
+from accounts import audit, limits
+from accounts.audit import AuditEvent
 from accounts.tasks import send_after_commit
-from linking import audit, claims, sms
-from linking.models import AuditEvent, LegacyAccount, OwnershipCode, Proof
+from linking import claims, sms
+from linking.models import LegacyAccount, OwnershipCode, Proof
 from linking.proofs import ProofRefused, ProofThrottled
 
 DIGITS = 6

@@ -6,8 +6,10 @@ from allauth.account.models import EmailAddress
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from linking import audit, claims, normalize
-from linking.models import AuditEvent, LegacyAccount, Proof
+from accounts import audit
+from accounts.audit import AuditEvent
+from linking import claims, normalize
+from linking.models import LegacyAccount, Proof
 from linking.proofs import ProofRefused
 
 

@@ -19,8 +19,10 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from linking import audit, claims
-from linking.models import AuditEvent, LegacyAccount, LegacyService, Proof
+from accounts import audit
+from accounts.audit import AuditEvent
+from linking import claims
+from linking.models import LegacyAccount, LegacyService, Proof
 from linking.proofs import ProofRefused
 
 _SESSION_KEY = "linking_oidc_states"

@@ -24,9 +24,10 @@ from django.http import HttpRequest
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
-from accounts import limits
-from linking import audit, claims
-from linking.models import AuditEvent, LegacyAccount, LegacyService, Proof
+from accounts import audit, limits
+from accounts.audit import AuditEvent
+from linking import claims
+from linking.models import LegacyAccount, LegacyService, Proof
 from linking.proofs import ProofRefused, ProofThrottled
 
 _RAW_BCRYPT = ("$2a$", "$2b$", "$2y$")

@@ -15,9 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from linking import audit, claims
+from accounts import audit
+from accounts.audit import AuditEvent
+from linking import claims
 from linking.api.models import LinkRequest, ServiceClient
-from linking.models import AuditEvent, LegacyAccount, Proof
+from linking.models import LegacyAccount, Proof
 
 REQUEST_SECONDS = 10 * 60
 CODE_SECONDS = 10 * 60

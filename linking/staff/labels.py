@@ -9,7 +9,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from accounts import addresses, deletion
-from linking.models import AuditEvent, Proof
+from accounts.audit import AuditEvent
+from linking.models import Proof
 
 ACTIONS: dict[str, str | Promise] = {
     **dict(AuditEvent.Action.choices),

@@ -6,6 +6,7 @@ codes are stored hashed. Staff outcomes are audited as staff_otp_* by staff acto
 """
 
 from django.http import HttpRequest
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -46,3 +47,13 @@ def confirm_enrollment(*, request: HttpRequest, device: TOTPDevice, token: str) 
 def verify(*, request: HttpRequest, token: str) -> bool:
     """Check a TOTP code or a backup code; on success the session is OTP-verified."""
     return flows.verify(request=request, token=token, audience=flows.STAFF)
+
+
+def safe_next(request: HttpRequest) -> str:
+    """The "next" address of a sign-in step, if it is on this site."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return ""

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from allauth.account.models import EmailAddress
 from django.db.models import Q
 
-from accounts import unified_id
+from accounts import keys, unified_id
 from accounts.models import Customer
-from linking import keys, normalize
+from linking import normalize
 from linking.models import LegacyAccount, LegacyService
 
 LIMIT = 50

@@ -7,13 +7,24 @@ page answers: every one of them redirects to the sign-in, which sends a staff
 member who has passed the password on to the second step.
 """
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from urllib.parse import urlencode
+
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    HttpResponseRedirect,
+)
 from django.urls import path, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminSite
 
+from linking.staff import otp, views
 from linking.staff.forms import StaffSignInForm
+from linking.staff.otp import safe_next
+
+# Admin pages of models that moved to another app: old address -> new one.
+MOVED = {"linking/auditevent/": "accounts/auditevent/"}
 
 
 class StaffAdminSite(OTPAdminSite):
@@ -36,20 +47,14 @@ class StaffAdminSite(OTPAdminSite):
         return response
 
     def _second_factor_redirect(self, request: HttpRequest) -> HttpResponseRedirect:
-        from linking.staff import otp
-
         name = "verify" if otp.confirmed_device(request.user) else "enroll"
         url = reverse(f"{self.name}:staff_{name}")
         target = safe_next(request)
         if target:
-            from urllib.parse import urlencode
-
             url += "?" + urlencode({"next": target})
         return HttpResponseRedirect(url)
 
     def get_urls(self):
-        from linking.staff import views
-
         def staff(view, permission: str | None = None):
             return self.admin_view(views.requires(permission)(view) if permission else view)
 
@@ -94,8 +99,21 @@ class StaffAdminSite(OTPAdminSite):
                 staff(views.matching_report, "linking.view_matching_report"),
                 name="staff_matching",
             ),
+            *(path(old + "<path:rest>", self._moved(new)) for old, new in MOVED.items()),
+            *(path(old, self._moved(new)) for old, new in MOVED.items()),
             *super().get_urls(),
         ]
+
+    def _moved(self, new: str):
+        """A permanent redirect to the page's new address, query string kept, so
+        bookmarks and links to the old one still work."""
+
+        def moved(request: HttpRequest, rest: str = "") -> HttpResponsePermanentRedirect:
+            url = reverse(f"{self.name}:index") + new + rest
+            query = request.META.get("QUERY_STRING", "")
+            return HttpResponsePermanentRedirect(f"{url}?{query}" if query else url)
+
+        return moved
 
 
 def _awaits_second_factor(request: HttpRequest) -> bool:
@@ -105,12 +123,3 @@ def _awaits_second_factor(request: HttpRequest) -> bool:
     is_verified = getattr(user, "is_verified", None)
     verified = bool(is_verified and is_verified())
     return user.is_authenticated and user.is_active and user.is_staff and not verified
-
-
-def safe_next(request: HttpRequest) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return ""

@@ -3,7 +3,7 @@
 Every figure is a count of LinkEvent rows (links and unlinks: linking.claims writes
 one in the same transaction as every ownership change) or of LegacyAccount rows by
 imported_at. Finished days are kept as DailyLinkStat rows, filled by a beat task
-(linking.tasks.refresh_link_stats) and on demand; a page view sums those few
+(linking.staff.tasks.refresh_link_stats) and on demand; a page view sums those few
 thousand rows and counts only the events after the last finished day, through the
 created_at and imported_at indexes.
 """

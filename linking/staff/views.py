@@ -18,20 +18,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
+from accounts.audit import ActorKind, AuditEvent
 from accounts.models import ConsentRecord, Customer
 from linking import claims
 from linking.campaigns.models import Delivery
-from linking.models import (
-    ActorKind,
-    AuditEvent,
-    LegacyAccount,
-    LinkEvent,
-    Proof,
-)
+from linking.models import LegacyAccount, LinkEvent, Proof
 from linking.staff import charts, export, matching, otp, stats
 from linking.staff import search as search_flow
 from linking.staff.forms import LinkForm, RangeForm, SearchForm, TokenForm, UnlinkForm
-from linking.staff.site import safe_next
+from linking.staff.otp import safe_next
 
 
 def requires(permission: str):
