@@ -40,7 +40,7 @@ def test_a_rule_can_be_overridden_from_the_environment():
 
 def test_attempts_past_the_rule_are_refused_and_count_nothing(settings):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "signin.email": "3/minute"}
-    keys = {"signin.email": "hanako@example.jp", "signin.ip": "192.0.2.1"}
+    keys = {"signin.ip": "192.0.2.1", "signin.email": "hanako@example.jp"}
 
     assert [limits.attempt(keys) for _ in range(5)] == [True, True, True, False, False]
     assert limits.is_blocked(keys)
