@@ -1,6 +1,12 @@
+from django import forms
+from django.apps import apps
 from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import (
@@ -11,9 +17,69 @@ from accounts.models import (
     IssuedUnifiedID,
 )
 
+# Django stores a permission's name in English when it migrates ("Can add customer"),
+# so staff would pick permissions in English; these say it in the staff's language.
+_DEFAULT_PERMISSIONS = {
+    "add": _("Can add %(thing)s"),
+    "change": _("Can change %(thing)s"),
+    "delete": _("Can delete %(thing)s"),
+    "view": _("Can view %(thing)s"),
+}
+
+
+def staff_permissions() -> QuerySet[Permission]:
+    """The permissions that grant something in the admin: those of the models it shows
+    and those declared for staff pages (a model's Meta.permissions)."""
+    models = [
+        model
+        for model in apps.get_models()
+        if admin.site.is_registered(model) or model._meta.permissions
+    ]
+    types = ContentType.objects.get_for_models(*models, for_concrete_models=False).values()
+    return Permission.objects.filter(content_type__in=types).select_related("content_type")
+
+
+class PermissionChoiceField(forms.ModelMultipleChoiceField):
+    """A permission as "app | what it allows", in the staff's language."""
+
+    def label_from_instance(self, obj: Permission) -> str:
+        model = obj.content_type.model_class()
+        action, _sep, model_name = obj.codename.partition("_")
+        if action in _DEFAULT_PERMISSIONS and model and model_name == model._meta.model_name:
+            name = _DEFAULT_PERMISSIONS[action] % {"thing": model._meta.verbose_name}
+        else:
+            name = gettext(obj.name)  # declared by us: the name is in the catalogue
+        return f"{apps.get_app_config(obj.content_type.app_label).verbose_name} | {name}"
+
+
+class _PermissionsInLanguage:
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name in ("permissions", "user_permissions"):
+            kwargs["form_class"] = PermissionChoiceField
+            kwargs["queryset"] = staff_permissions()
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class RoleForm(forms.ModelForm):
+    class Meta:
+        model = Group
+        fields = ("name", "permissions")
+        labels = {"name": _("role name")}
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class RoleAdmin(_PermissionsInLanguage, GroupAdmin):
+    """Staff roles (Django groups): named as roles, their permissions in the staff's
+    language."""
+
+    form = RoleForm
+
 
 @admin.register(Customer)
-class CustomerAdmin(UserAdmin):
+class CustomerAdmin(_PermissionsInLanguage, UserAdmin):
     ordering = ("-date_joined",)
     list_display = ("unified_id", "email", "name", "is_staff", "date_joined")
     search_fields = ("unified_id", "email", "name")

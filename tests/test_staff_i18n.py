@@ -35,7 +35,7 @@ ALLOWED = {
     "ID", "IDs", "URL", "URLs", "URI", "URIs", "CSV", "API", "TOTP", "OTP", "HTML", "UTF",
     "JIS", "CP", "OIDC", "OpenID", "Connect", "IdP", "LINE", "Google", "Webhook", "JSON",
     "CORS", "IP", "SMS", "QR", "OAuth", "PKCE", "Control", "Mac", "Command", "Shift", "ping",
-    "YYYY", "MM", "DD", "CSRF", "HTTP", "HTTPS", "JA",
+    "YYYY", "MM", "DD", "CSRF", "HTTP", "HTTPS", "JA", "Splink",
 }  # fmt: skip
 # Where a page names things. Data (table cells, read-only values, objects to pick,
 # the rows of a list) is not read.
@@ -184,7 +184,9 @@ def world(
     )
     group.members.create(account=account)
     now = timezone.now()
-    LineFriend.objects.create(line_user_id="U" + "1" * 32, customer=hanako, is_friend=True)
+    LineFriend.objects.create(
+        line_user_id="U" + "1" * 32, customer=hanako, is_friend=True, linked_at=now
+    )
     AccountLinkNonce.objects.create(
         nonce_hash="n" * 64, customer=hanako, link_token="t", expires_at=now
     )

@@ -3,8 +3,36 @@ the webhook events handled. Bindings change only through the account-link flow a
 the customer's own unlink, so everything here is read-only."""
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from linking.line.models import AccountLinkNonce, LineFriend, WebhookEvent
+
+# LINE's names for the events the webhook handles, as staff read them.
+EVENT_TYPES: dict[str, str | Promise] = {
+    "follow": _("added as a friend"),
+    "unfollow": _("blocked by the friend"),
+    "accountLink": _("account link"),
+    "message": _("message"),
+}
+
+
+def event_type_label(value: str) -> str:
+    return str(EVENT_TYPES.get(value, value))
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    title = _("event type")
+    parameter_name = "event_type"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):
+        seen = WebhookEvent.objects.values_list("event_type", flat=True).distinct()
+        return [(value, event_type_label(value)) for value in sorted(seen)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(event_type=self.value()) if self.value() else queryset
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,6 +63,10 @@ class AccountLinkNonceAdmin(ReadOnlyAdmin):
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ("received_at", "event_type", "line_user_id", "occurred_at", "redelivery")
-    list_filter = ("event_type", "redelivery")
+    list_display = ("received_at", "event", "line_user_id", "occurred_at", "redelivery")
+    list_filter = (EventTypeFilter, "redelivery")
     search_fields = ("webhook_event_id", "line_user_id")
+
+    @admin.display(description=_("event type"), ordering="event_type")
+    def event(self, obj: WebhookEvent) -> str:
+        return event_type_label(obj.event_type)
