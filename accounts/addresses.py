@@ -1,26 +1,18 @@
 """An address that is not confirmed belongs to nobody: it blocks no sign-up, gets no
 password reset and proves nothing; once someone proves the mailbox (a confirmation
 link, a trusted IdP's email_verified) every other account's unconfirmed copy goes,
-and sign-ups that never confirmed expire (docs/security.md, "Pre-account hijacking").
+and sign-ups that never confirmed expire (accounts.deletion; docs/security.md,
+"Pre-account hijacking").
 """
 
-from datetime import timedelta
-
 from allauth.account.models import EmailAddress
-from allauth.socialaccount.models import SocialAccount
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.utils import timezone
 
 from accounts import audit
 from accounts.audit import ActorKind
-from accounts.deletion import delete_customer
 from accounts.models import Customer
-from linking.models import LegacyAccount
 
 RELEASED = "email_released"
 RELEASED_REASON = "another account proved the mailbox of an address this one never confirmed"
-EXPIRED_REASON = "sign-up never confirmed"
 
 
 def is_taken(email: str, *, besides: Customer | None = None) -> bool:
@@ -77,39 +69,3 @@ def release(email: str, *, keep: Customer | None) -> int:
         )
         released += 1
     return released
-
-
-def unconfirmed_signups(before) -> QuerySet[Customer]:
-    """Customers who joined before `before` by email and never confirmed an address:
-    no confirmed address, no IdP, never signed in, not staff, nothing linked. An
-    account whose email has no address record was made outside allauth and stays."""
-    user = OuterRef("pk")
-    return Customer.objects.filter(
-        Q(email__isnull=True)
-        | Exists(EmailAddress.objects.filter(user=user, email=OuterRef("email"))),
-        date_joined__lt=before,
-        last_login__isnull=True,
-        is_staff=False,
-        is_superuser=False,
-    ).exclude(
-        Exists(EmailAddress.objects.filter(user=user, verified=True))
-        | Exists(SocialAccount.objects.filter(user=user))
-        | Exists(LegacyAccount.objects.filter(owner=user))
-    )
-
-
-def expire_unconfirmed_signups(days: int) -> int:
-    """Delete the sign-ups that stayed unconfirmed for `days` days (0: never), each
-    checked again under a lock so one confirmed meanwhile stays."""
-    if days <= 0:
-        return 0
-    before = timezone.now() - timedelta(days=days)
-    deleted = 0
-    for pk in list(unconfirmed_signups(before).values_list("pk", flat=True)[:1000]):
-        with transaction.atomic():
-            customer = Customer.objects.select_for_update().filter(pk=pk).first()
-            if customer is None or not unconfirmed_signups(before).filter(pk=pk).exists():
-                continue
-            delete_customer(customer=customer, reason=EXPIRED_REASON, actor_kind=ActorKind.SYSTEM)
-            deleted += 1
-    return deleted

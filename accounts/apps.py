@@ -7,4 +7,5 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Customers")
 
     def ready(self) -> None:
-        from accounts import notifications, oidc_logout, sessions  # noqa: F401  (signal receivers)
+        # Signal receivers, and the Celery tasks that live outside accounts.tasks.
+        from accounts import deletion, notifications, oidc_logout, oidc_provider, sessions  # noqa: F401

@@ -23,13 +23,17 @@ What goes, what stays, and why:
 """
 
 import json
+from datetime import timedelta
 
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount
 from allauth.usersessions.models import UserSession
+from celery import shared_task
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts import audit, notifications
@@ -41,6 +45,7 @@ from linking.campaigns.models import Delivery
 from linking.models import LegacyAccount, LinkEvent
 
 REASON = "unified ID deleted at the customer's request"
+EXPIRED_REASON = "sign-up never confirmed"
 ERASED = "[erased]"
 
 
@@ -180,3 +185,48 @@ def _primary_email(customer: Customer) -> str | None:
 
 def _say_goodbye(email: str, unified_id: str) -> None:
     notifications.mail("accounts/email/account_deleted", email, {"unified_id": unified_id})
+
+
+# Sign-ups never confirmed (docs/security.md, "Pre-account hijacking") ---------------
+
+
+def unconfirmed_signups(before) -> QuerySet[Customer]:
+    """Customers who joined before `before` by email and never confirmed an address:
+    no confirmed address, no IdP, never signed in, not staff, nothing linked. An
+    account whose email has no address record was made outside allauth and stays."""
+    user = OuterRef("pk")
+    return Customer.objects.filter(
+        Q(email__isnull=True)
+        | Exists(EmailAddress.objects.filter(user=user, email=OuterRef("email"))),
+        date_joined__lt=before,
+        last_login__isnull=True,
+        is_staff=False,
+        is_superuser=False,
+    ).exclude(
+        Exists(EmailAddress.objects.filter(user=user, verified=True))
+        | Exists(SocialAccount.objects.filter(user=user))
+        | Exists(LegacyAccount.objects.filter(owner=user))
+    )
+
+
+def expire_unconfirmed(days: int) -> int:
+    """Delete the sign-ups that stayed unconfirmed for `days` days (0: never), each
+    checked again under a lock so one confirmed meanwhile stays."""
+    if days <= 0:
+        return 0
+    before = timezone.now() - timedelta(days=days)
+    deleted = 0
+    for pk in list(unconfirmed_signups(before).values_list("pk", flat=True)[:1000]):
+        with transaction.atomic():
+            customer = Customer.objects.select_for_update().filter(pk=pk).first()
+            if customer is None or not unconfirmed_signups(before).filter(pk=pk).exists():
+                continue
+            delete_customer(customer=customer, reason=EXPIRED_REASON, actor_kind=ActorKind.SYSTEM)
+            deleted += 1
+    return deleted
+
+
+@shared_task(name="accounts.expire_unconfirmed_signups")
+def expire_unconfirmed_signups() -> int:
+    """Beat, hourly: sign-ups never confirmed within UNCONFIRMED_SIGNUP_EXPIRY_DAYS go."""
+    return expire_unconfirmed(settings.UNCONFIRMED_SIGNUP_EXPIRY_DAYS)

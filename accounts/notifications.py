@@ -13,8 +13,6 @@ from allauth.account.adapter import get_adapter
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.db import transaction
-from django.db.models.signals import post_save
-from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -23,7 +21,6 @@ from django.utils.translation import gettext_lazy as _
 from accounts import audit
 from accounts.models import Customer
 from accounts.tasks import send_after_commit
-from linking.models import LinkEvent
 
 MFA_CHANGES = {
     "totp_added": _("An authenticator app was added as a second factor."),
@@ -39,7 +36,7 @@ def notify_mfa_changed(
 ) -> None:
     """For the MFA flows: call after enrolling or removing a factor (change is a key
     of MFA_CHANGES). Mails after commit."""
-    _send_on_commit(
+    send_on_commit(
         customer.pk,
         "accounts/email/mfa_changed",
         {
@@ -50,31 +47,8 @@ def notify_mfa_changed(
     )
 
 
-@receiver(post_save, sender=LinkEvent)
-def _link_event_created(sender, instance: LinkEvent, created: bool, **kwargs) -> None:
-    """linking.claims writes exactly one LinkEvent per link and unlink."""
-    if not created or instance.customer_id is None:
-        return
-    template = (
-        "accounts/email/account_linked"
-        if instance.action == LinkEvent.Action.LINK
-        else "accounts/email/account_unlinked"
-    )
-    account = instance.account
-    _send_on_commit(
-        instance.customer_id,
-        template,
-        {
-            "service_name": account.service.name,
-            "masked_external_id": account.masked_external_id,
-            "by_staff": instance.actor_kind == "staff",
-            "ip": instance.ip or "-",
-            "user_agent": instance.user_agent or "-",
-        },
-    )
-
-
-def _send_on_commit(customer_pk: int, template_prefix: str, context: dict) -> None:
+def send_on_commit(customer_pk: int, template_prefix: str, context: dict) -> None:
+    """Mail the customer (primary confirmed address) once the transaction commits."""
     transaction.on_commit(lambda: _send(customer_pk, template_prefix, context))
 
 

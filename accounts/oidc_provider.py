@@ -14,6 +14,7 @@ from datetime import timedelta
 from allauth.account.authentication import get_authentication_records
 from allauth.idp.oidc.adapter import DefaultOIDCAdapter
 from allauth.idp.oidc.models import Token
+from celery import shared_task
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
@@ -206,3 +207,10 @@ def prune_grants(batch: int = 1000) -> int:
     )
     gone, _ = ProviderGrant.objects.filter(grant_id__in=set(old) - live).delete()
     return deleted + gone
+
+
+@shared_task(name="accounts.prune_provider_grants")
+def prune_provider_grants() -> int:
+    """Beat, hourly: the grants and spent refresh tokens that no token can use any
+    more go."""
+    return prune_grants()

@@ -1,4 +1,6 @@
-"""Celery tasks of the accounts app."""
+"""Celery tasks of the accounts app: the one mail path, and rate-limit housekeeping.
+The tasks of the units above (accounts.deletion, accounts.oidc_provider,
+accounts.oidc_logout) live in their modules; AccountsConfig.ready imports them."""
 
 from urllib.parse import urlsplit
 
@@ -7,7 +9,6 @@ from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, make_msgid
 from django.db import transaction
 
-from accounts import addresses
 from accounts.limits import database as limits_database
 
 
@@ -15,12 +16,6 @@ from accounts.limits import database as limits_database
 def delete_ended_rate_limits() -> int:
     """Beat, hourly: rate-limit counts of ended windows, when they live in the database."""
     return limits_database.delete_ended()
-
-
-@shared_task(name="accounts.expire_unconfirmed_signups")
-def expire_unconfirmed_signups() -> int:
-    """Beat, hourly: sign-ups never confirmed within UNCONFIRMED_SIGNUP_EXPIRY_DAYS go."""
-    return addresses.expire_unconfirmed_signups(settings.UNCONFIRMED_SIGNUP_EXPIRY_DAYS)
 
 
 def send_after_commit(message: EmailMessage) -> None:
@@ -63,12 +58,3 @@ def send_email(fields: dict) -> None:
     message = EmailMultiAlternatives(**fields, alternatives=alternatives)
     message.content_subtype = content_subtype
     message.send()
-
-
-@shared_task(name="accounts.prune_provider_grants")
-def prune_provider_grants() -> int:
-    """Beat, hourly: the OpenID provider's grants and spent refresh tokens that no
-    token can use any more go (accounts.oidc_provider.prune_grants)."""
-    from accounts.oidc_provider import prune_grants
-
-    return prune_grants()

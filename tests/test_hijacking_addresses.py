@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import addresses, tasks
+from accounts import addresses, deletion
 from accounts.audit import AuditEvent
 from accounts.models import Customer, IssuedUnifiedID
 from linking import claims
@@ -321,7 +321,7 @@ def test_unconfirmed_signups_expire_but_confirmed_social_and_staff_accounts_stay
     _age(fresh, days=6)
     _age(stale, released, confirmed, outside, staff, used, with_idp, owner, by_line, days=8)
 
-    assert tasks.expire_unconfirmed_signups() == 2
+    assert deletion.expire_unconfirmed_signups() == 2
 
     assert not Customer.objects.filter(pk__in=[stale.pk, released.pk]).exists()
     kept = set(Customer.objects.values_list("pk", flat=True))
@@ -331,7 +331,7 @@ def test_unconfirmed_signups_expire_but_confirmed_social_and_staff_accounts_stay
     deleted = AuditEvent.objects.filter(
         action="customer_deleted", customer_unified_id=stale.unified_id
     )
-    assert deleted.get().reason == addresses.EXPIRED_REASON
+    assert deleted.get().reason == deletion.EXPIRED_REASON
     beat = [entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()]
     assert "accounts.expire_unconfirmed_signups" in beat
 
@@ -340,5 +340,5 @@ def test_an_expiry_of_zero_keeps_every_signup(squatter, settings):
     settings.UNCONFIRMED_SIGNUP_EXPIRY_DAYS = 0
     _age(squatter, days=4000)
 
-    assert tasks.expire_unconfirmed_signups() == 0
+    assert deletion.expire_unconfirmed_signups() == 0
     assert Customer.objects.filter(pk=squatter.pk).exists()

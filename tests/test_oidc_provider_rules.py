@@ -21,7 +21,7 @@ from django.utils import timezone
 from accounts import limits, oidc_views
 from accounts.hashers import Argon2idPasswordHasher
 from accounts.models import ProviderGrant, SpentRefreshToken
-from accounts.tasks import prune_provider_grants
+from accounts.oidc_provider import prune_provider_grants
 from tests.fixtures.mfa import pass_second_factor, sign_in_with_password
 from tests.oidc_support import (
     CALLBACK,

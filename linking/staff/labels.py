@@ -48,7 +48,7 @@ REASONS: dict[str, str | Promise] = {
     addresses.RELEASED_REASON: _(
         "another account proved the mailbox of an address this one never confirmed"
     ),
-    addresses.EXPIRED_REASON: _("sign-up never confirmed"),
+    deletion.EXPIRED_REASON: _("sign-up never confirmed"),
 }
 
 
