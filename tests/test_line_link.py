@@ -60,6 +60,7 @@ def test_a_friend_is_bound_to_the_customer_who_confirms(
     assert (bound.customer, bound.is_friend) == (customer, True)
     assert "連携が完了しました" in fake_line.messages(friend)[-1].texts[0]
     assert AuditEvent.objects.filter(action="line_linked", customer=customer).count() == 1
+    assert AuditEvent.objects.get(action="line_link_confirmed").ip == "127.0.0.1"
     center = customer_client.get(reverse("linking:center")).content.decode()
     assert "公式アカウントと友だちです" in center
 
@@ -190,3 +191,16 @@ def test_the_customer_unlinks_after_reauthenticating(client, customer, fake_line
 
     assert LineFriend.objects.get(line_user_id=friend).customer is None
     assert AuditEvent.objects.filter(action="line_unlinked", customer=customer).exists()
+
+
+def test_binding_learns_friendship_from_line(client, customer_client, fake_line, customer):
+    """A friend since before the webhook was on: no follow event, LINE's profile says."""
+    friend = line_user_id()
+    fake_line.set_friend(friend)
+    fake_line.say(friend, "統合IDと連携")
+    post_events(client, fake_line, fake_line.pending())
+    page = re.search(r"http://\S+", fake_line.messages(friend)[0].texts[0]).group(0)
+
+    through_the_dialog(client, fake_line, confirm(customer_client, page))
+
+    assert LineFriend.objects.get(customer=customer).is_friend

@@ -82,6 +82,13 @@ def start(*, customer, link_token: str, request: HttpRequest) -> str:
         expires_at=timezone.now() + timedelta(seconds=NONCE_SECONDS),
     )
     cache.delete(_token_key(link_token))
+    audit.record(
+        "line_link_confirmed",
+        request=request,
+        customer=customer,
+        method=METHOD,
+        data={"line_user_id": line_user_id},
+    )
     return client.account_link_url(link_token=link_token, nonce=nonce)
 
 

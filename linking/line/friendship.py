@@ -33,6 +33,20 @@ def record(*, line_user_id: str, is_friend: bool, at: datetime) -> None:
     LineFriend.objects.filter(newer, pk=row.pk).update(is_friend=is_friend, **changes)
 
 
+def refresh(*, line_user_id: str) -> None:
+    """Ask LINE: its profile API answers for friends only (404 for anyone else), so
+    a friend who added us before webhooks were on is known too."""
+    try:
+        client.profile(line_user_id=line_user_id)
+    except client.LineError as exc:
+        if exc.status == 404:
+            record(line_user_id=line_user_id, is_friend=False, at=timezone.now())
+        else:
+            logger.warning("LINE profile unavailable: %s", exc)
+        return
+    record(line_user_id=line_user_id, is_friend=True, at=timezone.now())
+
+
 @receiver(pre_social_login)
 def _check_after_line_login(sender, request, sociallogin, **kwargs) -> None:
     """A LINE Login shares user IDs with the Official Account (same provider): ask

@@ -136,7 +136,8 @@ def _apply(event: Event, line_user_id: str, request: HttpRequest) -> Callable[[]
             nonce=event.link.nonce or "",
             request=request,
         )
-        return _reply(event.reply_token, _link_answer(outcome))
+        answer = _link_answer(outcome)
+        return lambda: _after_account_link(event.reply_token, line_user_id, answer)
     elif isinstance(event, MessageEvent) and isinstance(event.message, TextMessageContent):
         language = LINK_COMMANDS.get(normalize("NFKC", event.message.text).strip().casefold())
         if language:
@@ -165,7 +166,7 @@ def _link_answer(outcome: account_link.Outcome) -> str:
     return _("Linking did not finish. Send 「統合IDと連携」 to try again.")
 
 
-def _reply(reply_token: str | None, text: str) -> Callable[[], None] | None:
-    if not reply_token:
-        return None
-    return lambda: client.reply_text(reply_token=reply_token, text=text)
+def _after_account_link(reply_token: str | None, line_user_id: str, answer: str) -> None:
+    friendship.refresh(line_user_id=line_user_id)
+    if reply_token:
+        client.reply_text(reply_token=reply_token, text=answer)
