@@ -14,6 +14,15 @@ from phonenumbers import PhoneNumberFormat
 
 _MAX_ROUNDS = 4
 
+# Exact matches between services: the match keys (LegacyAccount columns) that must
+# all be equal and non-blank. The staff report groups by them; the probabilistic
+# matching's evaluation compares against them.
+EXACT_RULES = {
+    "email": ("email_key",),
+    "phone": ("phone_key",),
+    "name_birth": ("name_key", "birth_date"),
+}
+
 
 def _fixpoint(step: Callable[[str], str], value: str) -> str:
     # Unicode normalization and case folding do not always commute (a folded

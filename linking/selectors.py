@@ -3,10 +3,15 @@
 from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
+from django.dispatch import Signal
 
-from linking.matching import review
 from linking.models import LegacyAccount, LegacyService
 from linking.proofs.email_match import verified_email_keys
+
+# Sent by the link center (sender None, customer=...): receivers return legacy
+# accounts that may also be the customer's. The matching app answers with the
+# unlinked accounts of confirmed groups; each still needs its own proof.
+also_yours = Signal()
 
 
 @dataclass
@@ -51,7 +56,8 @@ def link_center(customer) -> tuple[list[ServiceRow], int]:
     for account in suggestions(customer)[:50]:
         rows[account.service_id].suggestions.append(account)
         suggested.add(account.pk)
-    for account in review.suggested_accounts(customer)[:50]:
-        if account.pk not in suggested:
-            rows[account.service_id].also_yours.append(account)
+    for _receiver, accounts in also_yours.send(sender=None, customer=customer):
+        for account in accounts[:50]:
+            if account.pk not in suggested:
+                rows[account.service_id].also_yours.append(account)
     return list(rows.values()), total_points

@@ -1,5 +1,5 @@
 """Pairwise precision, recall and F1 against known truth, for Splink's groups and for
-today's exact-key report (linking.staff.matching.RULES) on the same records."""
+today's exact-key report (linking.normalize.EXACT_RULES) on the same records."""
 
 from collections import defaultdict
 from collections.abc import Iterable
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from linking import normalize
-from linking.staff.matching import RULES
+from linking.normalize import EXACT_RULES
 
 
 @dataclass
@@ -47,7 +47,7 @@ def exact_key_groups(records: Iterable[dict]) -> list[list[int]]:
             "name_key": normalize.normalize_name(record.get("name", "")),
             "birth_date": record.get("birth_date"),
         }
-        for rule, fields in RULES.items():
+        for rule, fields in EXACT_RULES.items():
             values = tuple(keys[field] for field in fields)
             if all(values):
                 keyed[(rule, *values)].append(record)

@@ -2,11 +2,13 @@
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from linking.matching.models import CandidateGroup, CandidateMember
 from linking.models import LegacyAccount
+from linking.selectors import also_yours
 
 DECISIONS = {
     "confirm": _("Confirmed as probably the same person."),
@@ -65,3 +67,8 @@ def suggested_accounts(customer) -> QuerySet[LegacyAccount]:
         .select_related("service")
         .order_by("service__code", "external_id")
     )
+
+
+@receiver(also_yours)
+def _confirmed_groups(sender, customer, **kwargs) -> QuerySet[LegacyAccount]:
+    return suggested_accounts(customer)

@@ -8,12 +8,7 @@ from urllib.parse import urlencode
 from django.db.models import Count, F, QuerySet, Sum
 
 from linking.models import LegacyAccount
-
-RULES = {
-    "email": ("email_key",),
-    "phone": ("phone_key",),
-    "name_birth": ("name_key", "birth_date"),
-}
+from linking.normalize import EXACT_RULES
 
 
 @dataclass
@@ -38,7 +33,7 @@ class Group:
 
 def _grouped(rule: str) -> QuerySet:
     """GROUP BY the rule's keys HAVING COUNT(DISTINCT service) > 1; blank keys never match."""
-    keys = RULES[rule]
+    keys = EXACT_RULES[rule]
     accounts = LegacyAccount.objects.order_by()
     for key in keys:
         accounts = (
@@ -56,7 +51,7 @@ def _grouped(rule: str) -> QuerySet:
 def summary() -> dict[str, dict[str, int]]:
     """Per rule: how many groups, and how many accounts they hold."""
     result = {}
-    for rule in RULES:
+    for rule in EXACT_RULES:
         totals = _grouped(rule).aggregate(groups=Count("*"), accounts=Sum("members"))
         result[rule] = {"groups": totals["groups"] or 0, "accounts": totals["accounts"] or 0}
     return result
@@ -64,7 +59,7 @@ def summary() -> dict[str, dict[str, int]]:
 
 def groups(rule: str, *, limit: int = 50, offset: int = 0) -> list[Group]:
     """The largest groups of one rule, with their accounts (two queries)."""
-    keys = RULES[rule]
+    keys = EXACT_RULES[rule]
     rows = list(
         _grouped(rule)
         .order_by("-members", *keys)[offset : offset + limit]

@@ -23,6 +23,7 @@ from accounts.models import ConsentRecord, Customer
 from linking import claims
 from linking.campaigns.models import Delivery
 from linking.models import LegacyAccount, LinkEvent, Proof
+from linking.normalize import EXACT_RULES
 from linking.staff import charts, export, matching, otp, stats
 from linking.staff import search as search_flow
 from linking.staff.forms import LinkForm, RangeForm, SearchForm, TokenForm, UnlinkForm
@@ -358,7 +359,7 @@ def _back(person: Customer) -> HttpResponseRedirect:
 
 def matching_report(request: HttpRequest) -> HttpResponse:
     rule = request.GET.get("rule", "email")
-    if rule not in matching.RULES:
+    if rule not in EXACT_RULES:
         rule = "email"
     labels = {
         "email": _("Same email"),
@@ -373,7 +374,7 @@ def matching_report(request: HttpRequest) -> HttpResponse:
             request,
             _("Matching report (名寄せ)"),
             rule=rule,
-            rules=[(key, labels[key], summary[key]) for key in matching.RULES],
+            rules=[(key, labels[key], summary[key]) for key in EXACT_RULES],
             groups=matching.groups(rule),
         ),
     )
