@@ -24,6 +24,8 @@ COLUMNS = (
     "password_hash",
     "points",
 )
+# Optional: present or not, never kept in attributes.
+OPTIONAL_COLUMNS = ("line_user_id",)
 ENCODINGS = ("auto", "utf-8", "cp932")
 # The csv module's limit on one field (its default, a process-wide setting left as is).
 MAX_FIELD_CHARS = csv.field_size_limit()
@@ -165,7 +167,8 @@ class Reader:
         if missing:
             raise ImportFileError(
                 f"the header lacks required column(s) {', '.join(missing)}; "
-                f"expected {','.join(COLUMNS)} (other columns go to attributes)"
+                f"expected {','.join(COLUMNS)}, optionally {','.join(OPTIONAL_COLUMNS)} "
+                "(other columns go to attributes)"
             )
         duplicates = sorted({column for column in header if header.count(column) > 1})
         if duplicates or "" in header:

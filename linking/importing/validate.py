@@ -21,8 +21,9 @@ from typing import NamedTuple
 
 from django.utils import timezone
 
-from linking.importing.read import COLUMNS, Batch
+from linking.importing.read import COLUMNS, OPTIONAL_COLUMNS, Batch
 from linking.importing.report import UNDECODABLE, Reject, excerpt, shown_id
+from linking.line.models import LINE_USER_ID_PATTERN
 from linking.models import LegacyAccount
 from linking.normalize import normalize_email, normalize_name, normalize_phone
 
@@ -41,6 +42,7 @@ _MEMO_LIMIT = 100_000
 _UNSTORABLE = re.compile("[\x00\udc80-\udcff]")
 _DATE_SEPARATED = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})")
 _DATE_COMPACT = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_LINE_USER_ID = re.compile(LINE_USER_ID_PATTERN)
 
 UNCHANGED, NEW, CHANGED = 0, 1, 2
 
@@ -62,6 +64,7 @@ class Record(NamedTuple):
     password_hash: str
     points: int
     attributes: dict[str, str]
+    line_user_id: str
     email_key: str
     phone_key: str
     name_key: str
@@ -76,12 +79,15 @@ class Layout:
     positions: tuple[int, ...]  # of COLUMNS, in that order
     extra: tuple[tuple[str, int], ...]  # other columns, for attributes, sorted by name
     today: date
+    line_position: int | None = None  # of the optional line_user_id column
 
     @classmethod
     def of(cls, header: list[str]) -> "Layout":
-        extra = tuple(sorted((c, i) for i, c in enumerate(header) if c not in COLUMNS))
+        known = (*COLUMNS, *OPTIONAL_COLUMNS)
+        extra = tuple(sorted((c, i) for i, c in enumerate(header) if c not in known))
         positions = tuple(header.index(column) for column in COLUMNS)
-        return cls(header, positions, extra, timezone.localdate())
+        line = header.index("line_user_id") if "line_user_id" in header else None
+        return cls(header, positions, extra, timezone.localdate(), line)
 
 
 class Prepared(NamedTuple):
@@ -249,6 +255,12 @@ class Preparer:
         else:
             points = _parse_points(points_raw)
         attributes = [(c, key, values[i]) for c, key, i in self._extra if values[i]]
+        line_user_id = "" if layout.line_position is None else values[layout.line_position]
+        if line_user_id and not _LINE_USER_ID.fullmatch(line_user_id):
+            raise RowError(
+                f"bad line_user_id {excerpt(line_user_id)} "
+                '(expected "U" and 32 lowercase hexadecimal digits)'
+            )
         if attributes:
             pairs = (key + encode_basestring(value) for _c, key, value in attributes)
             attributes_json = "{" + ", ".join(pairs) + "}"
@@ -266,6 +278,9 @@ class Preparer:
                 password_hash,
                 str(points),
                 attributes_json,
+                # Only when present: rows without one keep the hash they had before
+                # the column existed, so adding it rewrites nothing.
+                *((line_user_id,) if line_user_id else ()),
             )
         )
         digest = hashlib.blake2b(hashed.encode(), digest_size=32).digest()
@@ -291,6 +306,7 @@ class Preparer:
                 password_hash,
                 points,
                 {c: value for c, _key, value in attributes},
+                line_user_id,
                 email_key,
                 phone_key,
                 name_key,
@@ -298,10 +314,10 @@ class Preparer:
             )
             return external_id, kind, record
         head_fields = (external_id, email, phone, name, name_kana)
-        tail_fields = (password_hash, str(points), attributes_json, email_key, phone_key)
-        tail_fields += (name_key, digest.hex())
+        tail_fields = (password_hash, str(points), attributes_json, line_user_id, email_key)
+        tail_fields += (phone_key, name_key, digest.hex())
         head, tail = "\t".join(head_fields), "\t".join(tail_fields)
-        if _needs_escapes(head, 4) or _needs_escapes(tail, 6):
+        if _needs_escapes(head, 4) or _needs_escapes(tail, 7):
             head, tail = _escaped(head_fields), _escaped(tail_fields)
         birth_copy = birth_text if birth_date else "\\N"
         text = f"{head}\t{birth_copy}\t{tail}\n"

@@ -53,7 +53,7 @@ _STAGING_SQL = """
     CREATE TEMPORARY TABLE legacy_import_staging (
         service_id bigint, external_id text, email text, phone text, name text, name_kana text,
         birth_date date, password_hash text, points integer, attributes jsonb,
-        email_key text, phone_key text, name_key text, row_hash text
+        line_user_id text, email_key text, phone_key text, name_key text, row_hash text
     ) ON COMMIT DROP
 """
 # Changed rows wait in memory, or in a temporary file past this size.
