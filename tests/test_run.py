@@ -48,17 +48,22 @@ def test_the_address_printed_is_where_the_server_listens(environ, listen, url):
     assert addresses(environ) == (listen, url)
 
 
-def _answers(url: str, tries: int = 120) -> int:
-    """The status of /healthz, once the server answers (tries half a second apart)."""
-    for _ in range(tries):
+def _answers(url: str) -> int:
+    """The status of /healthz, once the server listens at `url`."""
+    statuses: list[int] = []
+
+    def answered() -> bool:
         try:
             with urllib.request.urlopen(url + "healthz", timeout=5) as response:
-                return response.status
+                statuses.append(response.status)
         except urllib.error.HTTPError as error:
-            return error.code
+            statuses.append(error.code)
         except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"nothing answered at {url}")
+            return False
+        return True
+
+    wait_until(answered, what=f"an answer at {url}")
+    return statuses[-1]
 
 
 def _environment(var_dir: Path, **env: str) -> dict[str, str]:
