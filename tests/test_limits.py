@@ -81,6 +81,22 @@ def test_a_rate_grants_what_is_left_and_takes_back_the_rest():
     assert limits.take(rate, "batch", wanted=7).count == 2
 
 
+def test_a_window_end_is_asked_of_the_storage_once_a_window(settings, monkeypatch):
+    """The API calls take() on every request: one round trip, not two."""
+    settings.RATE_LIMIT_STORAGE_URL = "memory://"
+    limits.reset()
+    store, asked = limits.storage(), []
+    ask = store.get_expiry
+    monkeypatch.setattr(store, "get_expiry", lambda key: asked.append(key) or ask(key))
+    rate = limits.rate(100, 60)
+
+    grants = [limits.take(rate, "api", "steady") for _ in range(50)]
+
+    assert asked == []  # the first take opened the window, so its end was known
+    ends = [grant.resets_in for grant in grants]
+    assert all(0 < end <= 60 for end in ends) and ends == sorted(ends, reverse=True)
+
+
 def test_the_header_fields_tell_quota_remaining_and_reset():
     rate = limits.rate(5, 60)
     grant = limits.take(rate, "client")
@@ -133,7 +149,9 @@ def test_the_database_storage_is_what_database_urls_name():
 def test_the_database_storage_counts_in_fixed_windows(store):
     assert [store.incr("k", 60) for _ in range(3)] == [1, 2, 3]
     assert store.incr("k", 60, amount=-1) == 2
-    assert store.get("k") == 2
+    assert store.incr("k", 60, amount=-2) == 0
+    assert store.incr("k", 60) == 1  # an emptied window starts again, as in Redis
+    assert store.get("k") == 1
     assert 0 < store.get_expiry("k") - time.time() <= 60
     store.clear("k")
     assert store.get("k") == 0

@@ -36,20 +36,23 @@ class DatabaseStorage(Storage):
         return DatabaseError
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        """Add amount to the key's count; an ended window starts anew at amount and
-        ends expiry seconds from now, as Redis's INCRBY + EXPIRE in limits does."""
+        """Add amount to the key's count; an ended window starts anew at amount. A
+        window that was empty ends expiry seconds from now, as limits' own storages
+        (Redis's INCRBY + EXPIRE, memory) have it."""
         now = time.time()
         quote = connection.ops.quote_name
         table = quote(RateLimitCounter._meta.db_table)
         key_, count, ends = quote("key"), quote("count"), quote("expires_at")
         # Names quoted from the model; every value is a bound parameter.
         ended = f"{table}.{ends} <= %s"
+        empty = f"{table}.{count} = 0"
         sql = (
             f"INSERT INTO {table} ({key_}, {count}, {ends}) VALUES (%s, %s, %s) "  # noqa: S608
             f"ON CONFLICT ({key_}) DO UPDATE SET "
             f"{count} = CASE WHEN {ended} THEN excluded.{count} "
             f"ELSE {table}.{count} + excluded.{count} END, "
-            f"{ends} = CASE WHEN {ended} THEN excluded.{ends} ELSE {table}.{ends} END "
+            f"{ends} = CASE WHEN {ended} OR {empty} THEN excluded.{ends} "
+            f"ELSE {table}.{ends} END "
             f"RETURNING {count}"
         )
         with connection.cursor() as cursor:
