@@ -3,7 +3,7 @@
 ANALYST, SUPPORT, ADMIN = "analyst", "support", "admin"
 
 # Read-only: every view permission of these apps, and the staff reports.
-VIEW_APPS = ("accounts", "linking", "campaigns")
+VIEW_APPS = ("accounts", "linking", "campaigns", "line_oa")
 REPORTS = ("view_link_dashboard", "view_matching_report")
 
 
