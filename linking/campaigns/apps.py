@@ -8,4 +8,5 @@ class CampaignsConfig(AppConfig):
     verbose_name = _("Campaigns")
 
     def ready(self) -> None:
-        from linking.campaigns import bounces  # noqa: F401  (connects its receiver)
+        # bounces connects its receiver; control holds beat's campaigns.tick task.
+        from linking.campaigns import bounces, control  # noqa: F401

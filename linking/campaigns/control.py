@@ -7,12 +7,13 @@ pause or cancel stops sending within one chunk.
 
 from datetime import timedelta
 
+from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from linking.campaigns import sending
+from linking.campaigns import sending, tasks
 from linking.campaigns.models import Campaign, CampaignStep, Delivery
 
 Status = Campaign.Status
@@ -52,7 +53,7 @@ def resume(campaign: Campaign) -> None:
         status = Status.SENDING if row.started_at else Status.SCHEDULED
         Campaign.objects.filter(pk=campaign.pk).update(status=status)
         if status == Status.SENDING:
-            kick(campaign.pk)
+            tasks.start_senders(campaign.pk)
     campaign.refresh_from_db()
 
 
@@ -70,14 +71,7 @@ def cancel(campaign: Campaign) -> None:
     campaign.refresh_from_db()
 
 
-def kick(campaign_id: int, senders: int | None = None) -> None:
-    """Start senders for the campaign once the current transaction commits."""
-    from linking.campaigns import tasks
-
-    count = senders or settings.CAMPAIGN_SENDERS
-    transaction.on_commit(lambda: [tasks.send.delay(campaign_id) for _ in range(count)])
-
-
+@shared_task(name="campaigns.tick")
 def tick() -> None:
     """Beat, every CAMPAIGN_TICK_SECONDS: start campaigns whose time has come, plan
     reminder steps that are due, restart senders of a campaign whose senders all
@@ -100,7 +94,7 @@ def tick() -> None:
                 _plan(campaign.pk, step.number)
         if stalled:
             if _work_waiting(campaign.pk, now):
-                kick(campaign.pk)
+                tasks.start_senders(campaign.pk)
             else:
                 sending.finish_if_done(campaign.pk)
 
@@ -115,8 +109,6 @@ def _begin(campaign_id: int) -> None:
 
 
 def _plan(campaign_id: int, number: int) -> None:
-    from linking.campaigns import tasks
-
     transaction.on_commit(lambda: tasks.plan.delay(campaign_id, number))
 
 

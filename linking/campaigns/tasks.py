@@ -1,13 +1,15 @@
-"""Celery tasks: thin wrappers around the campaign services. Acknowledged late
+"""Celery tasks: thin wrappers around the campaign services, and how senders start
+(beat's campaigns.tick is linking.campaigns.control.tick). Acknowledged late
 (settings), so a task whose worker died runs again; every service here is safe to
 run twice."""
 
 import time
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 
-from linking.campaigns import control, planning, sending
+from linking.campaigns import planning, sending
 from linking.campaigns.models import Campaign
 
 MAX_MAIL_RETRIES = 10
@@ -21,7 +23,7 @@ def plan(campaign_id: int, step: int) -> None:
     if campaign is None:
         return
     planning.plan_step(campaign=campaign, number=step)
-    control.kick(campaign_id)
+    start_senders(campaign_id)
 
 
 @shared_task(name="campaigns.send", bind=True)
@@ -60,6 +62,7 @@ def send(self, campaign_id: int) -> int:
     return sent
 
 
-@shared_task(name="campaigns.tick")
-def tick() -> None:
-    control.tick()
+def start_senders(campaign_id: int, senders: int | None = None) -> None:
+    """Start senders for the campaign once the current transaction commits."""
+    count = senders or settings.CAMPAIGN_SENDERS
+    transaction.on_commit(lambda: [send.delay(campaign_id) for _ in range(count)])
