@@ -42,6 +42,7 @@ from accounts.models import Customer, IssuedUnifiedID
 from linking import claims
 from linking.api.outbox import emit_account_deleted
 from linking.campaigns.models import Delivery
+from linking.line.account_link import unlink as line_unlink
 from linking.models import LegacyAccount, LinkEvent
 
 REASON = "unified ID deleted at the customer's request"
@@ -71,6 +72,7 @@ def delete_customer(
                 reason=reason,
             )
         _erase_legacy_copies([account.pk for account in released])
+        line_unlink(customer=customer, request=None, reason=reason, actor_kind=ActorKind.SYSTEM)
 
         for session in UserSession.objects.filter(user=customer):
             session.end()

@@ -1,8 +1,9 @@
 """Data export: everything this site holds about one customer, as JSON.
 
 Profile, email addresses, sign-in identities (with what each IdP told us),
-sessions, linked accounts, link history, consents, campaign deliveries to the
-accounts they own, and the audit entries about them.
+sessions, linked accounts, link history, the LINE account bound to the unified ID,
+consents, campaign deliveries to the accounts they own, and the audit entries about
+them.
 """
 
 import json
@@ -16,6 +17,7 @@ from django.utils import timezone
 from accounts.audit import AuditEvent
 from accounts.models import ConsentRecord, Customer
 from linking.campaigns.models import Delivery
+from linking.line.models import LineFriend
 from linking.models import LegacyAccount, LinkEvent
 
 FORMAT_VERSION = 1
@@ -89,6 +91,7 @@ def customer_data(customer: Customer) -> dict:
             .select_related("account__service")
             .order_by("created_at", "pk")
         ],
+        "line": _line(customer),
         "consents": [
             {
                 "at": r.created_at,
@@ -129,6 +132,20 @@ def customer_data(customer: Customer) -> dict:
             }
             for e in AuditEvent.objects.filter(customer=customer).order_by("created_at", "pk")
         ],
+    }
+
+
+def _line(customer: Customer) -> dict | None:
+    """The LINE Official Account friend bound to the unified ID, if any."""
+    line = LineFriend.objects.filter(customer=customer).first()
+    if line is None:
+        return None
+    return {
+        "line_user_id": line.line_user_id,
+        "linked_at": line.linked_at,
+        "is_friend": line.is_friend,
+        "followed_at": line.followed_at,
+        "unfollowed_at": line.unfollowed_at,
     }
 
 

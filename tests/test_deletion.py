@@ -232,3 +232,20 @@ def test_the_customer_gets_a_goodbye_mail_and_no_unlink_mails(
 
     assert [m.to for m in mailoutbox] == [[EMAIL]]
     assert hanako.unified_id_display in mailoutbox[0].body  # 1234 5678 9012, as on the card
+
+
+def test_the_bound_line_account_is_released_with_an_audit_entry(hanako):
+    from linking.line.models import LineFriend
+
+    friend = LineFriend.objects.create(
+        line_user_id="U" + "cd" * 16, customer=hanako, linked_at=timezone.now(), is_friend=True
+    )
+    client = _sign_in(EMAIL, reauthenticate=True)
+    unified_id = hanako.unified_id
+
+    client.post("/me/delete/", {"confirm": "on"})
+
+    friend.refresh_from_db()
+    assert (friend.customer, friend.linked_at, friend.is_friend) == (None, None, True)
+    unlinked = AuditEvent.objects.get(customer_unified_id=unified_id, action="line_unlinked")
+    assert (unlinked.actor_kind, unlinked.method) == ("system", "line")

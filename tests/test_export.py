@@ -117,3 +117,16 @@ def test_the_export_page_offers_the_download(signed_in):
     page = signed_in.get("/me/export/").content.decode()
 
     assert 'href="?download=1"' in page
+
+
+def test_the_export_holds_the_bound_line_account(signed_in, customer):
+    from linking.line.models import LineFriend
+
+    bound = LineFriend.objects.create(
+        line_user_id="U" + "ab" * 16, customer=customer, linked_at=timezone.now(), is_friend=True
+    )
+
+    data = json.loads(signed_in.get("/me/export/?download=1").content)
+
+    assert data["line"]["line_user_id"] == bound.line_user_id
+    assert data["line"]["is_friend"] is True

@@ -164,7 +164,13 @@ def bind(*, customer, line_user_id: str, request: HttpRequest | None) -> Outcome
     return Outcome(True)
 
 
-def unlink(*, customer, request: HttpRequest) -> bool:
+def unlink(
+    *,
+    customer,
+    request: HttpRequest | None,
+    reason: str = "customer unlinked",
+    actor_kind: str = ActorKind.CUSTOMER,
+) -> bool:
     with transaction.atomic():
         row = LineFriend.objects.select_for_update().filter(customer=customer).first()
         if row is None:
@@ -175,7 +181,8 @@ def unlink(*, customer, request: HttpRequest) -> bool:
             request=request,
             customer=customer,
             method=METHOD,
-            reason="customer unlinked",
+            reason=reason,
+            actor_kind=actor_kind,
             data={"line_user_id": row.line_user_id},
         )
     return True
