@@ -10,7 +10,6 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -72,21 +71,6 @@ def set_marketing_email(*, customer: Customer, granted: bool, source: str) -> Co
             ),
             source=source,
         )
-
-
-def marketing_allowed(email_key: OuterRef) -> Q:
-    """For campaign audiences: false where the address belongs to a customer who said
-    no to marketing email, as their sign-in email or on a legacy account they own.
-    Two NOT EXISTS joined by AND, so PostgreSQL plans each as one anti-join for the
-    whole audience, not a sub-query per row."""
-    from linking.models import LegacyAccount
-
-    by_sign_in_email = Customer.objects.filter(marketing_email_consent=False, email=email_key)
-    # Never blank (so the partial index on email_key serves a lookup per address).
-    by_owned_record = LegacyAccount.objects.filter(
-        owner__marketing_email_consent=False, email_key=email_key
-    ).exclude(email_key="")
-    return ~Q(Exists(by_sign_in_email)) & ~Q(Exists(by_owned_record))
 
 
 def agreement_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

@@ -144,18 +144,9 @@ def violations(graph: grimp.ImportGraph, layers=LAYERS) -> list[tuple[str, ...]]
     return found
 
 
-# Imports that break the rules today, each to be removed as it is fixed: the test
-# fails on any other, and on one listed here that is gone.
-KNOWN = {
-    ("upward", "accounts.consent", "linking.models"),
-}
-
-
 def test_imports_flow_one_way():
     graph = grimp.build_graph(*PACKAGES, cache_dir=None)
-    problems = set(violations(graph))
-    assert sorted(problems - KNOWN) == [], "see docs/architecture.md, Layers"
-    assert sorted(KNOWN - problems) == [], "fixed: remove from KNOWN"
+    assert violations(graph) == [], "see docs/architecture.md, Layers"
 
 
 def test_every_module_has_a_layer():

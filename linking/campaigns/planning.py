@@ -9,8 +9,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from accounts import consent
 from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
+from linking.marketing import marketing_allowed
 from linking.models import Language, LegacyAccount
 
 BATCH = 2000
@@ -29,7 +29,7 @@ def audience(campaign: Campaign) -> QuerySet[LegacyAccount]:
             Q(attributes__marketing_consent__isnull=True) | ~Q(attributes__marketing_consent=False)
         )
         .filter(~Exists(Suppression.objects.filter(email_key=OuterRef("email_key"))))
-        .filter(consent.marketing_allowed(OuterRef("email_key")))
+        .filter(marketing_allowed(OuterRef("email_key")))
     )
     if campaign.accounts.exists():
         accounts = accounts.filter(pk__in=campaign.accounts.values("pk"))

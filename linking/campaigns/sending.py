@@ -37,9 +37,10 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from accounts import consent, limits
+from accounts import limits
 from linking.campaigns import content
 from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
+from linking.marketing import marketing_allowed
 from linking.models import LegacyAccount
 
 MAX_ATTEMPTS = 5
@@ -432,7 +433,7 @@ def _sendable() -> Q:
     closed = Q(owner__isnull=False) | Q(attributes__marketing_consent=False)
     return (
         ~Q(Exists(Suppression.objects.filter(email_key=OuterRef("email_key"))))
-        & consent.marketing_allowed(OuterRef("email_key"))
+        & marketing_allowed(OuterRef("email_key"))
         & ~Q(Exists(LegacyAccount.objects.filter(closed, pk=OuterRef("account_id"))))
     )
 
@@ -449,7 +450,7 @@ def _skip_blocked(deliveries: list[Delivery]) -> None:
         .annotate(
             suppressed=Exists(Suppression.objects.filter(email_key=OuterRef("email_key"))),
             allowed=ExpressionWrapper(
-                consent.marketing_allowed(OuterRef("email_key")), output_field=BooleanField()
+                marketing_allowed(OuterRef("email_key")), output_field=BooleanField()
             ),
         )
         .values_list(
