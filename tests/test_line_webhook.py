@@ -180,3 +180,16 @@ def test_old_event_records_and_expired_nonces_are_pruned_hourly(client, fake_lin
     assert list(WebhookEvent.objects.all()) == [kept]
     assert list(AccountLinkNonce.objects.values_list("link_token", flat=True)) == ["open"]
     assert settings.CELERY_BEAT_SCHEDULE["line-prune"]["task"] == "line.prune"
+
+
+def test_an_event_of_a_type_unknown_to_the_sdk_is_skipped_not_the_request(client, fake_line):
+    friend = line_user_id()
+    unknown = {**fake_line.event("follow", friend), "type": "somethingNew"}
+    malformed = {"type": "accountLink"}
+
+    response = post_events(
+        client, fake_line, [unknown, malformed, fake_line.event("follow", friend)]
+    )
+
+    assert response.status_code == 200
+    assert LineFriend.objects.get(line_user_id=friend).is_friend
