@@ -13,7 +13,8 @@ What it checks and answers as LINE does:
   account.
 - POST /line-api/v2/bot/message/reply: a reply token from a webhook event, used once.
 - GET /line-api/v2/bot/profile/{userId}: friends only, else 404.
-- GET /line-api/friendship/v1/status: with a LINE Login access token, {"friendFlag"}.
+- GET /line-api/friendship/v1/status: with a LINE Login access token, {"friendFlag"}
+  (500 after fail_friendship_status()).
 - GET /line/dialog/bot/accountLink?linkToken=&nonce=: the user at the dialog (the
   token's user unless at_dialog() says otherwise) is linked: the site's webhook gets a
   signed accountLink event ("ok", or "failed" when someone else opened the link), then
