@@ -238,3 +238,38 @@ def test_every_task_beat_schedules_is_registered_in_the_worker():
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+NUMBERS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
+
+
+def test_the_architecture_document_names_every_app_and_task():
+    """docs/architecture.md lists our AppConfigs (and says how many) and every task."""
+    from django.apps import apps
+
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    configs = [
+        f"{type(config).__module__}.{type(config).__name__}"
+        for config in apps.get_app_configs()
+        if type(config).__module__.startswith(("accounts.", "linking.", "config."))
+    ]
+    tasks = [name for name in app.tasks if not name.startswith("celery.")]
+    assert [name for name in configs + tasks if f"`{name}`" not in doc] == []
+    assert f"{NUMBERS[len(configs)].capitalize()} AppConfigs are ours" in doc
