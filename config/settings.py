@@ -8,6 +8,7 @@ settings.
 
 import json
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -356,6 +357,13 @@ CAMPAIGN_BATCH_SIZE = env_int("CAMPAIGN_BATCH_SIZE", 20)
 # Connections per sender, a batch spread over them: their waits on the server overlap.
 CAMPAIGN_CONNECTIONS = env_int("CAMPAIGN_CONNECTIONS", 4)
 CAMPAIGN_UNSUBSCRIBE_MAILTO = env("CAMPAIGN_UNSUBSCRIBE_MAILTO")
+# No campaign email or LINE message in these local hours (TIME_ZONE), "21:00-08:00";
+# empty: none. Senders wait for the end (linking/campaigns/quiet_hours.py).
+CAMPAIGN_QUIET_HOURS = env("CAMPAIGN_QUIET_HOURS")
+if CAMPAIGN_QUIET_HOURS and not re.fullmatch(
+    r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", CAMPAIGN_QUIET_HOURS
+):
+    raise ImproperlyConfigured('CAMPAIGN_QUIET_HOURS must look like "21:00-08:00" or be empty.')
 CELERY_BEAT_SCHEDULE = {
     "campaigns-tick": {"task": "campaigns.tick", "schedule": float(CAMPAIGN_TICK_SECONDS)},
     # The dashboard's daily figures (linking.staff.stats).

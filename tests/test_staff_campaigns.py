@@ -76,3 +76,37 @@ def test_save_and_continue_editing_stays_on_the_form(otp_admin_client, service):
     saved = otp_admin_client.post(change, {**data, "name": "秋の連携キャンペーン 2"})
     assert saved["Location"] == change
     assert Campaign.objects.get().name == "秋の連携キャンペーン 2"
+
+
+def _with_step(data: dict, channel: str) -> dict:
+    return {
+        **data,
+        "steps-TOTAL_FORMS": 1,
+        "steps-0-number": 0,
+        "steps-0-days_after": 0,
+        "steps-0-channel": channel,
+    }
+
+
+def test_a_step_sent_by_line_needs_a_line_message_with_the_link(otp_admin_client, service):
+    add = reverse("admin:campaigns_campaign_add")
+    data = _with_step(campaign_form(service), "line_then_email")
+
+    refused = otp_admin_client.post(add, {**data, "line_text_ja": "統合IDへどうぞ"})
+    assert refused.status_code == 200
+    assert "LINE で送るステップには、{{ link }} を含む LINE メッセージが必要です。" in (
+        refused.content.decode()
+    )
+    assert not Campaign.objects.exists()
+
+    saved = otp_admin_client.post(add, {**data, "line_text_ja": "{{ name }}様 {{ link }}"})
+    assert saved.status_code == 302
+    step = Campaign.objects.get().steps.get()
+    assert (step.number, step.channel) == (0, "line_then_email")
+
+
+def test_the_step_form_offers_the_channels_in_japanese(otp_admin_client):
+    page = otp_admin_client.get(reverse("admin:campaigns_campaign_add")).content.decode()
+
+    assert "LINE（友だちでない人にはメール）" in page
+    assert "LINE メッセージ（日本語）" in page

@@ -233,7 +233,10 @@ def test_unconfirmed_emails_are_shown_and_count_as_reached(
     rows = list(
         csv.reader(io.StringIO(client.get("/admin/dashboard.csv").content.decode("utf-8-sig")))
     )
-    assert ["夏", "0", "4", "2", "2", "0", "2", "0", "0", "0", "50.00%", "0.00%", "0.00%"] in rows
+    assert [
+        *("夏", "0", "メール", "4", "2", "2", "0", "2", "0", "0", "0"),
+        *("50.00%", "0.00%", "0.00%"),
+    ] in rows
 
 
 @pytest.mark.parametrize("value", ["=1+2", "+1", "-1", "@x", "\tx", "\rx"])
@@ -266,3 +269,36 @@ def test_refresh_is_a_post(client, make_staff, dataset):
 def test_customers_and_staff_without_the_permission_see_no_dashboard(client, make_staff):
     verified_login(client, make_staff())
     assert client.get("/admin/dashboard/").status_code == 403
+
+
+def test_the_funnel_and_link_rate_are_split_by_channel(
+    client, make_staff, service, make_account, make_campaign
+):
+    campaign = make_campaign(name="冬", services=[service], steps=(0,))
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending", started_at=_at(3))
+    for i, (channel, clicked, linked) in enumerate(
+        [
+            ("line", True, True),
+            ("line", True, False),
+            ("line", False, False),
+            ("email", True, False),
+        ]
+    ):
+        account = make_account(f"C{i}", service=service, email=f"c{i}@example.jp")
+        _delivery(campaign, 0, account, "sent", clicked, linked, False, False)
+        Delivery.objects.filter(account=account).update(
+            channel=channel, line_user_id="U" + f"{i:x}" * 32 if channel == "line" else ""
+        )
+    cache.clear()
+
+    board = stats.dashboard(TODAY - timedelta(days=7), TODAY)
+
+    rows = {(f.step, f.channel): (f.sent, f.clicked, f.linked) for f in board.funnel}
+    assert rows == {(0, "email"): (1, 1, 0), (0, "line"): (3, 2, 1)}
+    figures = {c.channel: (c.reached, c.clicked, c.linked, c.link_rate) for c in board.channels}
+    assert figures == {"email": (1, 1, 0, 0.0), "line": (3, 2, 1, pytest.approx(1 / 3))}
+    verified_login(client, make_staff(role="analyst"))
+    page = client.get("/admin/dashboard/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    assert "送信方法別のキャンペーン成果" in page
+    assert '<tr><td>LINE</td><td class="num">3</td><td class="num">2</td>' in page
+    assert "<td>メール</td>" in page

@@ -19,6 +19,7 @@ from linking.models import Language, LegacyAccount
 from linking.staff.widgets import name_inputs
 
 _CONTENT_FIELDS = ("subject_ja", "text_ja", "html_ja", "subject_en", "text_en", "html_en")
+_LINE_FIELDS = ("line_text_ja", "line_text_en")
 
 
 class CampaignForm(forms.ModelForm):
@@ -33,6 +34,7 @@ class CampaignForm(forms.ModelForm):
             "min_points",
             "active_since",
             *_CONTENT_FIELDS,
+            *_LINE_FIELDS,
             "from_email",
             "sender_company",
             "sender_address",
@@ -43,7 +45,7 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean()
-        for field in _CONTENT_FIELDS:
+        for field in (*_CONTENT_FIELDS, *_LINE_FIELDS):
             unknown = content.unknown_placeholders(data.get(field) or "")
             if unknown:
                 self.add_error(
@@ -59,10 +61,39 @@ class CampaignForm(forms.ModelForm):
         return data
 
 
+class StepForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["channel"].required = False  # a form posted without it: email
+
+    def clean_channel(self) -> str:
+        return self.cleaned_data.get("channel") or CampaignStep.Channels.EMAIL
+
+
+class StepFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        """A step sent by LINE needs the LINE message, with the personal link in it."""
+        super().clean()
+        by_line = any(
+            form.cleaned_data.get("channel", CampaignStep.Channels.EMAIL)
+            != CampaignStep.Channels.EMAIL
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        )
+        campaign = self.instance
+        texts = [campaign.line_text_ja] + ([campaign.line_text_en] if campaign.line_text_en else [])
+        if by_line and not all("link" in content.placeholders(text) for text in texts):
+            raise forms.ValidationError(
+                _("A step sent by LINE needs a LINE message that contains {{ link }}.")
+            )
+
+
 class StepInline(admin.TabularInline):
     model = CampaignStep
+    form = StepForm
+    formset = StepFormSet
     extra = 1
-    fields = ("number", "days_after", "planned_at")
+    fields = ("number", "days_after", "channel", "planned_at")
     readonly_fields = ("planned_at",)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
@@ -91,6 +122,16 @@ class CampaignAdmin(admin.ModelAdmin):
                 "description": gettext_lazy(
                     "Placeholders: {{ name }}, {{ service }}, {{ member_number }}, "
                     "{{ incentive }}, {{ link }}. Without an HTML body, the text is used."
+                ),
+            },
+        ),
+        (
+            gettext_lazy("LINE message"),
+            {
+                "fields": _LINE_FIELDS,
+                "description": gettext_lazy(
+                    "Sent to LINE friends by steps whose channel is LINE: a short text with "
+                    "the same placeholders, {{ link }} required."
                 ),
             },
         ),
@@ -206,7 +247,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 ],
                 "actions": [(action, _ACTION_LABELS[action]) for action in _VALID[campaign.status]],
                 "audience": (
-                    planning.audience(campaign).count()
+                    planning.audience(campaign, channel=_first_channel(campaign)).count()
                     if campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
                     and campaign.started_at is None
                     else None
@@ -301,6 +342,11 @@ def _change_status(request: HttpRequest, action: str, campaign: Campaign) -> Non
     )
 
 
+def _first_channel(campaign: Campaign) -> str:
+    step = campaign.steps.filter(number=0).values_list("channel", flat=True).first()
+    return step or CampaignStep.Channels.EMAIL
+
+
 def _samples(campaign: Campaign, account: LegacyAccount) -> list[content.Rendered]:
     """The first email to `account`, in Japanese and in English, with links that go nowhere."""
     renderer = content.Renderer(campaign)
@@ -322,12 +368,13 @@ class DeliveryAdmin(admin.ModelAdmin):
         "campaign",
         "step",
         "account",
+        "channel",
         "status",
         "sent_at",
         "clicked_at",
         "linked_at",
     )
-    list_filter = ("status", "step", "campaign")
+    list_filter = ("status", "channel", "step", "campaign")
     list_select_related = ("campaign", "account__service")
     search_fields = ("=email_key", "=account__external_id")
     show_full_result_count = False

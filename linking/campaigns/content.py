@@ -24,6 +24,10 @@ _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _UNSUBSCRIBE_SALT = "campaigns.unsubscribe"
 
 
+def placeholders(template: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(template))
+
+
 def unknown_placeholders(template: str) -> list[str]:
     return sorted({name for name in _PLACEHOLDER.findall(template) if name not in PLACEHOLDERS})
 
@@ -71,6 +75,11 @@ def delivery_id_from_unsubscribe_code(code: str) -> int | None:
 
 def unsubscribe_mailto() -> str:
     return settings.CAMPAIGN_UNSUBSCRIBE_MAILTO or f"unsubscribe@{site_host()}"
+
+
+def link_url(token: str) -> str:
+    """The personal link carrying `token` (the campaign's landing page)."""
+    return settings.SITE_URL + reverse("campaigns:landing", args=[token])
 
 
 @dataclass

@@ -81,9 +81,11 @@ def tick() -> None:
         "pk", flat=True
     ):
         _begin(pk)
-    # Senders stop for a paused or cancelled campaign: settle what a dead one left.
+    # Senders stop for a paused or cancelled campaign: settle what a dead one left
+    # (a paused campaign's LINE pushes are tried again with their keys on resume).
+    sending.expire_handed_over(Delivery.objects.filter(campaign__status=Status.PAUSED), now)
     sending.expire_handed_over(
-        Delivery.objects.filter(campaign__status__in=[Status.PAUSED, Status.CANCELLED]), now
+        Delivery.objects.filter(campaign__status=Status.CANCELLED), now, stopped=True
     )
     stale = now - timedelta(seconds=settings.CAMPAIGN_LEASE_SECONDS)
     for campaign in Campaign.objects.filter(status=Status.SENDING, started_at__isnull=False):

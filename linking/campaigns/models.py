@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from linking.models import Language, LegacyAccount, LegacyService
 
@@ -61,6 +62,18 @@ class Campaign(models.Model):
     subject_en = models.CharField(_("subject (English)"), max_length=200, blank=True)
     text_en = models.TextField(_("text body (English)"), blank=True)
     html_en = models.TextField(_("HTML body (English)"), blank=True)
+    # A LINE message is a chat bubble, not a letter: its own short text (no subject,
+    # no HTML, no sender footer), with the same placeholders.
+    line_text_ja = models.TextField(
+        _("LINE message (Japanese)"),
+        blank=True,
+        help_text=_("For steps sent by LINE. Must contain {{ link }}."),
+    )
+    line_text_en = models.TextField(
+        _("LINE message (English)"),
+        blank=True,
+        help_text=_("Empty: the Japanese message is sent to everyone."),
+    )
 
     # Sender footer (特定電子メール法: who sends, where, how to reach them).
     from_email = models.CharField(
@@ -113,13 +126,31 @@ class Campaign(models.Model):
         return self.status in (self.Status.SCHEDULED, self.Status.SENDING, self.Status.PAUSED)
 
 
+class Channel(models.TextChoices):
+    """How a delivery reaches its legacy customer."""
+
+    EMAIL = "email", pgettext_lazy("channel", "email")
+    LINE = "line", pgettext_lazy("channel", "LINE")
+
+
 class CampaignStep(models.Model):
-    """Step 0 is the first email; later steps are reminders to those still unlinked."""
+    """Step 0 is the first message; later steps are reminders to those still unlinked."""
+
+    class Channels(models.TextChoices):
+        """What a step sends by. LINE_THEN_EMAIL: LINE to a friend of the Official
+        Account with a LINE user ID on record, email to everyone else."""
+
+        EMAIL = "email", pgettext_lazy("channel", "email")
+        LINE = "line", _("LINE only")
+        LINE_THEN_EMAIL = "line_then_email", _("LINE, email to those not friends")
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="steps")
     number = models.PositiveSmallIntegerField(_("step"))
     days_after = models.PositiveSmallIntegerField(
         _("days after the start"), default=0, help_text=_("0 for the first email.")
+    )
+    channel = models.CharField(
+        _("channel"), max_length=15, choices=Channels.choices, default=Channels.EMAIL
     )
     planned_at = models.DateTimeField(_("planned at"), null=True, blank=True, editable=False)
 
@@ -142,7 +173,7 @@ class CampaignStep(models.Model):
 
 
 class Delivery(models.Model):
-    """One email of one step to one legacy account."""
+    """One message of one step to one legacy account, by email or by LINE."""
 
     # May have reached the address: the mail server took it, or may have.
     REACHED = ("sent", "unconfirmed")
@@ -167,13 +198,19 @@ class Delivery(models.Model):
         related_name="campaign_deliveries",
         verbose_name=_("legacy account"),
     )
+    channel = models.CharField(
+        _("channel"), max_length=5, choices=Channel.choices, default=Channel.EMAIL
+    )
     email = models.CharField(_("email"), max_length=254)
     email_key = models.CharField(_("email key"), max_length=254)
+    line_user_id = models.CharField(_("LINE user ID"), max_length=33, blank=True)
     language = models.CharField(_("language"), max_length=2, choices=Language.choices)
 
     # pending -> leased -> sending (committed before the mail server gets it) -> sent,
     # failed or back to pending (refused for now); a "sending" delivery whose outcome
     # was never recorded becomes unconfirmed when its lease ends, and is never resent.
+    # By LINE, a "sending" one whose lease ended is pushed again with the same retry
+    # key (LINE delivers a key once), while LINE still remembers the key.
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
     )
@@ -211,6 +248,10 @@ class Delivery(models.Model):
                 condition=~Q(status__in=["leased", "sending"])
                 | Q(lease_until__isnull=False) & ~Q(lease=""),
                 name="delivery_leased_names_its_lease",
+            ),
+            models.CheckConstraint(
+                condition=~Q(channel="line") | ~Q(line_user_id=""),
+                name="delivery_by_line_has_line_user_id",
             ),
         ]
         indexes = [

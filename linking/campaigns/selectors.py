@@ -37,6 +37,22 @@ def progress(campaign: Campaign) -> dict[str, int]:
     return counts
 
 
+def funnel_by_channel(campaign: Campaign) -> dict[str, dict[str, int]]:
+    """Reached (sent, or handed over and unconfirmed) -> clicked -> linked through the
+    campaign's link, per channel a delivery went by (one query)."""
+    rows = (
+        Delivery.objects.filter(campaign=campaign)
+        .values("channel")
+        .annotate(
+            reached=Count("pk", filter=Q(status__in=Delivery.REACHED)),
+            clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
+            linked=Count("pk", filter=Q(linked_at__isnull=False)),
+        )
+        .order_by("channel")
+    )
+    return {row.pop("channel"): row for row in rows}
+
+
 def linked_otherwise(campaign: Campaign) -> int:
     window = timedelta(days=campaign.attribution_days)
     other_link = LinkEvent.objects.filter(

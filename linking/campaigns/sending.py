@@ -1,8 +1,9 @@
 """Sending a campaign: a sender run leases a chunk of deliveries and sends them in
-batches through Django's email backend (SMTP, or an email service via anymail).
-Never twice: a batch is committed "sending" before the backend gets it, and such a
-row is never sent again; its outcome is recorded after the send, or, if that record
-is lost, it turns "unconfirmed" when its lease ends (docs/operations.md)."""
+batches through Django's email backend (SMTP, or an email service via anymail), or
+pushes them through LINE. Never twice: a batch is committed "sending" before the
+backend gets it, and such an email is never sent again; its outcome is recorded
+after the send, or, if that record is lost, it turns "unconfirmed" when its lease
+ends (docs/operations.md). A LINE push is retried with the same retry key instead."""
 
 import contextlib
 import hashlib
@@ -35,17 +36,22 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts import limits
-from linking.campaigns import content
-from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
+from linking.campaigns import by_line, content, quiet_hours
+from linking.campaigns.models import Campaign, CampaignStep, Channel, Delivery, Suppression
+from linking.line import client as line
 from linking.marketing import marketing_allowed
 from linking.models import LegacyAccount
 
 MAX_ATTEMPTS = 5
 S = Delivery.Status
 BURST_SECONDS = 5
+# LINE honours a retry key for 24 hours: a push handed over longer ago than this is
+# not tried again (it turns unconfirmed), so it can never be delivered twice.
+LINE_RETRY_WINDOW = timedelta(hours=23)
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,8 @@ def send_rate(per_minute: int) -> limits.RateLimitItem:
 
 
 def send_chunk(campaign_id: int, mails: list[BaseEmailBackend] | None = None) -> Run:
-    """One sender run: check the campaign is sending, take what its rate allows
-    now, lease that many deliveries and send them over `mails` (kept open by
+    """One sender run: check the campaign is sending and outside quiet hours, take
+    what its rate allows now, lease that many deliveries and send them over `mails` (kept open by
     a task for its next chunks), or over connections of its own."""
     now = timezone.now()
     touched = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).update(
@@ -111,6 +117,10 @@ def send_chunk(campaign_id: int, mails: list[BaseEmailBackend] | None = None) ->
     )
     if not touched:
         return Run()  # paused, cancelled, finished or gone: stop; resume starts anew
+    quiet = quiet_hours.seconds_left(now)
+    if quiet:
+        # Beat's tick starts senders again once they end, if this one has stopped.
+        return Run(keep_sending=quiet <= settings.CAMPAIGN_TICK_SECONDS, wait_seconds=quiet)
     rate = send_rate(Campaign.objects.values_list("rate_per_minute", flat=True).get(pk=campaign_id))
     grant = limits.take(rate, "campaign", str(campaign_id), wanted=settings.CAMPAIGN_CHUNK_SIZE)
     if not grant.count:
@@ -120,27 +130,32 @@ def send_chunk(campaign_id: int, mails: list[BaseEmailBackend] | None = None) ->
     if not deliveries:
         return _idle(campaign_id)
     campaign = Campaign.objects.get(pk=campaign_id)
+    by_email = [delivery for delivery in deliveries if delivery.channel == Channel.EMAIL]
+    pushed = push_leased(campaign, [d for d in deliveries if d.channel == Channel.LINE])
+    if not by_email:
+        return Run(sent=pushed, keep_sending=True)
     if mails is not None:
-        return Run(sent=send_leased(mails, campaign, deliveries), keep_sending=True)
+        return Run(sent=pushed + send_leased(mails, campaign, by_email), keep_sending=True)
     own = connections()
     try:
-        return Run(sent=send_leased(own, campaign, deliveries), keep_sending=True)
+        return Run(sent=pushed + send_leased(own, campaign, by_email), keep_sending=True)
     finally:
         close(own)
 
 
 def lease(campaign_id: int, limit: int) -> list[Delivery]:
     """Take up to `limit` deliveries: first those whose sender's lease ran out before it
-    handed them over, then pending ones in the order they came due (a range of the
-    index delivery_to_send, cut at the limit). Deliveries handed over whose outcome was
-    never recorded turn unconfirmed here, once their lease ended."""
+    handed them over (or, by LINE, before it recorded LINE's answer), then pending ones
+    in the order they came due (a range of the index delivery_to_send, cut at the
+    limit). Emails handed over whose outcome was never recorded turn unconfirmed here,
+    once their lease ended."""
     now = timezone.now()
     name = uuid.uuid4().hex
     rows = Delivery.objects.filter(campaign_id=campaign_id)
     expire_handed_over(rows, now)
     with transaction.atomic():
         ids = list(
-            rows.filter(status=S.LEASED, lease_until__lt=now)
+            rows.filter(_lease_ran_out(now))
             .order_by("not_before")
             .select_for_update(skip_locked=True)
             .values_list("pk", flat=True)[:limit]
@@ -153,9 +168,7 @@ def lease(campaign_id: int, limit: int) -> list[Delivery]:
                 .values_list("pk", flat=True)[: limit - len(ids)]
             )
         if ids:
-            leasable = Q(status=S.PENDING, not_before__lte=now) | Q(
-                status=S.LEASED, lease_until__lt=now
-            )
+            leasable = Q(status=S.PENDING, not_before__lte=now) | _lease_ran_out(now)
             Delivery.objects.filter(leasable, pk__in=ids).update(
                 status=S.LEASED,
                 lease=name,
@@ -170,13 +183,32 @@ def lease(campaign_id: int, limit: int) -> list[Delivery]:
     )
 
 
-def expire_handed_over(rows: QuerySet[Delivery], now: datetime) -> None:
+def _lease_ran_out(now: datetime) -> Q:
+    """Leased, or pushed by LINE with the answer never recorded, by a sender whose
+    lease ended: to be taken again (a push with the same retry key)."""
+    return Q(status=S.LEASED, lease_until__lt=now) | Q(
+        status=S.SENDING, channel=Channel.LINE, lease_until__lt=now
+    )
+
+
+def expire_handed_over(rows: QuerySet[Delivery], now: datetime, *, stopped: bool = False) -> None:
     """Handed over, the lease ended, the answer never recorded (the sender died or
-    lost the database): unconfirmed, and never sent again."""
-    rows.filter(status=S.SENDING, lease_until__lt=now).update(
+    lost the database): an email turns unconfirmed, and is never sent again; so does
+    a LINE push once LINE may have forgotten its retry key, or (stopped) when the
+    campaign was cancelled."""
+    ended = rows.filter(status=S.SENDING, lease_until__lt=now)
+    ended.filter(channel=Channel.EMAIL).update(
         status=S.UNCONFIRMED,
         lease_until=None,
         error="handed to the mail server; its answer was never recorded",
+    )
+    pushed = ended.filter(channel=Channel.LINE)
+    if not stopped:
+        pushed = pushed.filter(sent_at__lt=now - LINE_RETRY_WINDOW)
+    pushed.update(
+        status=S.UNCONFIRMED,
+        lease_until=None,
+        error="pushed to LINE; its answer was never recorded",
     )
 
 
@@ -419,6 +451,171 @@ def _with_retries(write: Callable[[], object]) -> None:
             pause = min(8.0, pause * 2)
 
 
+# By LINE
+
+
+def push_leased(campaign: Campaign, deliveries: list[Delivery]) -> int:
+    """Push leased LINE deliveries one by one; how many LINE took. Each is committed
+    "sending" (with its link's hash) before its push, and carries its own retry key,
+    so a push tried again (after a crash, or LINE's trouble) is delivered once."""
+    if not deliveries:
+        return 0
+    handed = _hand_over_to_line(campaign, deliveries)
+    blocked = [delivery for delivery in deliveries if delivery.pk not in handed]
+    if blocked:
+        _settle_blocked_pushes(campaign, blocked)
+    going = [delivery for delivery in deliveries if delivery.pk in handed]
+    name = deliveries[0].lease
+    accepted: list[int] = []
+    try:
+        for index, delivery in enumerate(going):
+            try:
+                line.push_text(
+                    line_user_id=delivery.line_user_id,
+                    text=by_line.message(campaign, delivery),
+                    retry_key=by_line.retry_key(delivery),
+                )
+            except line.LineError as exc:
+                if exc.retryable or exc.status in (401, 403):
+                    # LINE (or our access to it) is in trouble: this one again later,
+                    # the rest untried, with the same keys.
+                    _push_later(delivery, str(exc))
+                    _with_retries(lambda rest=going[index + 1 :]: _release_pushes(rest))
+                    break
+                _push_failed(delivery, str(exc))
+                continue
+            accepted.append(delivery.pk)
+    finally:
+        # Sent, or LINE had the key already (409): delivered once either way.
+        if accepted:
+            _with_retries(
+                lambda: Delivery.objects.filter(
+                    pk__in=accepted, lease=name, status=S.SENDING
+                ).update(status=S.SENT, attempts=F("attempts") + 1, lease_until=None, error="")
+            )
+    return len(accepted)
+
+
+def _hand_over_to_line(campaign: Campaign, deliveries: list[Delivery]) -> set[int]:
+    """One UPDATE, committed before any push: those still ours and reachable by LINE
+    become "sending" with their link's hash. sent_at keeps the first hand-over, when
+    LINE may first have seen the retry key."""
+    now = timezone.now()
+    pks = [delivery.pk for delivery in deliveries]
+    name = deliveries[0].lease
+    hashes = {delivery.pk: token_hash(by_line.link_token(delivery)) for delivery in deliveries}
+    Delivery.objects.filter(pk__in=pks, lease=name, status=S.LEASED).filter(
+        by_line.reachable(), ~_closed_account()
+    ).update(
+        status=S.SENDING,
+        sent_at=Coalesce(F("sent_at"), Value(now)),
+        lease_until=now + timedelta(seconds=settings.CAMPAIGN_LEASE_SECONDS),
+        error="",
+        token_hash=Case(
+            *(When(pk=pk, then=Value(hashes[pk])) for pk in pks), output_field=CharField()
+        ),
+        token_expires_at=now + timedelta(days=campaign.link_valid_days),
+    )
+    return set(
+        Delivery.objects.filter(pk__in=pks, lease=name, status=S.SENDING).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def _settle_blocked_pushes(campaign: Campaign, deliveries: list[Delivery]) -> None:
+    """LINE deliveries no longer reachable by LINE. One pushed before (its sender died
+    before LINE's answer was recorded) may have arrived: unconfirmed. Of the others,
+    one whose step says "LINE, then email" and who is no longer a friend goes by email
+    if the address may still be mailed; the rest are skipped with the reason."""
+    name = deliveries[0].lease
+    mine = Delivery.objects.filter(
+        pk__in=[delivery.pk for delivery in deliveries], lease=name, status=S.LEASED
+    )
+    mine.filter(sent_at__isnull=False).update(
+        status=S.UNCONFIRMED,
+        lease_until=None,
+        error="pushed to LINE before; its answer was never recorded",
+    )
+    fallback = CampaignStep.objects.filter(
+        campaign=campaign, channel=CampaignStep.Channels.LINE_THEN_EMAIL
+    ).values_list("number", flat=True)
+    mine.filter(~by_line.friend_now(), ~Q(email_key=""), _sendable(), step__in=fallback).update(
+        channel=Channel.EMAIL, line_user_id="", status=S.PENDING, **_NOT_HANDED_OVER
+    )
+    rows = mine.annotate(
+        friend=ExpressionWrapper(by_line.friend_now(), output_field=BooleanField()),
+        closed=Exists(LegacyAccount.objects.filter(_CLOSED, pk=OuterRef("account_id"))),
+    ).values_list("pk", "friend", "closed")
+    reasons: dict[str, list[int]] = {}
+    for pk, friend, closed in rows:
+        if closed:
+            reason = "linked before sending, or marketing refused"
+        elif not friend:
+            reason = "not a LINE friend"
+        else:
+            reason = "opted out"
+        reasons.setdefault(reason, []).append(pk)
+    for reason, pks in reasons.items():
+        Delivery.objects.filter(pk__in=pks, status=S.LEASED).update(
+            status=S.SKIPPED, error=reason, lease_until=None
+        )
+
+
+def _push_later(delivery: Delivery, error: str) -> None:
+    """LINE could not say: again after a pause with the same key, keeping sent_at and
+    the link; after MAX_ATTEMPTS, unconfirmed (it may have arrived)."""
+    attempts = delivery.attempts + 1
+    rows = Delivery.objects.filter(pk=delivery.pk, lease=delivery.lease, status=S.SENDING)
+    if attempts < MAX_ATTEMPTS:
+        _with_retries(
+            lambda: rows.update(
+                status=S.PENDING,
+                attempts=attempts,
+                not_before=timezone.now() + retry_delay(attempts),
+                lease="",
+                lease_until=None,
+                error=error[:1000],
+            )
+        )
+    else:
+        _with_retries(
+            lambda: rows.update(
+                status=S.UNCONFIRMED, attempts=attempts, lease_until=None, error=error[:1000]
+            )
+        )
+
+
+def _push_failed(delivery: Delivery, error: str) -> None:
+    """LINE refused this push (400: not a message LINE takes for this user)."""
+    _with_retries(
+        lambda: Delivery.objects.filter(
+            pk=delivery.pk, lease=delivery.lease, status=S.SENDING
+        ).update(
+            status=S.FAILED,
+            attempts=delivery.attempts + 1,
+            lease_until=None,
+            error=error[:1000],
+        )
+    )
+
+
+def _release_pushes(deliveries: list[Delivery]) -> None:
+    """Back to pending, untried this time; a retry key LINE may have seen stays
+    good, and so does the link (sent_at and the token's hash are kept)."""
+    if deliveries:
+        Delivery.objects.filter(
+            pk__in=[delivery.pk for delivery in deliveries],
+            lease=deliveries[0].lease,
+            status=S.SENDING,
+        ).update(
+            status=S.PENDING,
+            not_before=timezone.now() + retry_delay(1),
+            lease="",
+            lease_until=None,
+        )
+
+
 def close(mails: list[BaseEmailBackend]) -> None:
     """Close connections that may already be broken (the next open() starts anew)."""
     for mail in mails:
@@ -426,15 +623,23 @@ def close(mails: list[BaseEmailBackend]) -> None:
             mail.close()
 
 
+# A legacy account that gets no campaign message now: linked, or its record says no
+# to marketing (a re-import since planning).
+_CLOSED = Q(owner__isnull=False) | Q(attributes__marketing_consent=False)
+
+
+def _closed_account() -> Q:
+    return Q(Exists(LegacyAccount.objects.filter(_CLOSED, pk=OuterRef("account_id"))))
+
+
 def _sendable() -> Q:
     """May still be sent: address not suppressed, marketing email not refused (by a
     unified ID, or on the legacy record since planning: a re-import), legacy account
     not linked. On the delivery row itself, for the hand-over UPDATE."""
-    closed = Q(owner__isnull=False) | Q(attributes__marketing_consent=False)
     return (
         ~Q(Exists(Suppression.objects.filter(email_key=OuterRef("email_key"))))
         & marketing_allowed(OuterRef("email_key"))
-        & ~Q(Exists(LegacyAccount.objects.filter(closed, pk=OuterRef("account_id"))))
+        & ~_closed_account()
     )
 
 

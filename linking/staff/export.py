@@ -41,6 +41,7 @@ def dashboard_csv(board: Dashboard) -> str:
     row(
         _("Campaign"),
         _("Step"),
+        _("Channel"),
         _("Audience"),
         _("Sent"),
         _("Unconfirmed"),
@@ -57,6 +58,7 @@ def dashboard_csv(board: Dashboard) -> str:
         row(
             f.campaign_name,
             f.step,
+            f.channel_label,
             f.audience,
             f.sent,
             f.unconfirmed,
@@ -69,4 +71,8 @@ def dashboard_csv(board: Dashboard) -> str:
             _rate(f.link_rate),
             _rate(f.click_to_link),
         )
+    row()
+    row(_("Channel"), _("Reached"), _("Clicked"), _("Linked through the campaign"))
+    for c in board.channels:
+        row(c.label, c.reached, c.clicked, c.linked, _rate(c.click_rate), _rate(c.link_rate))
     return out.getvalue()

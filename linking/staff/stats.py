@@ -18,7 +18,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from linking.campaigns.models import Campaign, Delivery
+from linking.campaigns.models import Campaign, Channel, Delivery
 from linking.models import DailyLinkStat, LegacyAccount, LegacyService, LinkEvent, StatsDay
 
 Kind = DailyLinkStat.Kind
@@ -136,9 +136,12 @@ class Period:
 
 @dataclass
 class FunnelStep:
+    """One step of one campaign by one channel (email or LINE)."""
+
     campaign_id: int
     campaign_name: str
     step: int
+    channel: str
     audience: int
     sent: int
     unconfirmed: int  # handed over, the mail server's answer lost: may have arrived
@@ -147,6 +150,10 @@ class FunnelStep:
     linked: int
     unsubscribed: int
     bounced: int
+
+    @property
+    def channel_label(self) -> str:
+        return Channel(self.channel).label
 
     @property
     def reached(self) -> int:
@@ -167,6 +174,28 @@ class FunnelStep:
 
 
 @dataclass
+class ChannelFigures:
+    """Every funnel row of one channel together: reached -> clicked -> linked."""
+
+    channel: str
+    reached: int = 0
+    clicked: int = 0
+    linked: int = 0
+
+    @property
+    def label(self) -> str:
+        return Channel(self.channel).label
+
+    @property
+    def click_rate(self) -> float | None:
+        return self.clicked / self.reached if self.reached else None
+
+    @property
+    def link_rate(self) -> float | None:
+        return self.linked / self.reached if self.reached else None
+
+
+@dataclass
 class Dashboard:
     start: date
     end: date
@@ -177,6 +206,7 @@ class Dashboard:
     proofs: dict[str, int]
     funnel: list[FunnelStep]
     totals: ServiceFigures = field(init=False)
+    channels: list[ChannelFigures] = field(init=False)
 
     def __post_init__(self) -> None:
         self.totals = ServiceFigures(
@@ -184,6 +214,13 @@ class Dashboard:
             accounts=sum(s.accounts for s in self.services),
             linked=sum(s.linked for s in self.services),
         )
+        by_channel = {channel: ChannelFigures(channel) for channel in Channel.values}
+        for step in self.funnel:
+            figures = by_channel[step.channel]
+            figures.reached += step.reached
+            figures.clicked += step.clicked
+            figures.linked += step.linked
+        self.channels = list(by_channel.values())
 
 
 def dashboard(start: date, end: date) -> Dashboard:
@@ -297,14 +334,14 @@ FUNNEL_SECONDS = 5 * 60
 
 
 def _funnel_key(campaign_id: int) -> str:
-    return f"staff:funnel:v2:{campaign_id}"  # v2: with unconfirmed
+    return f"staff:funnel:v3:{campaign_id}"  # v3: per channel
 
 
 def _store_funnels(campaign_ids: list[int]) -> dict[str, list[FunnelStep]]:
     S = Delivery.Status
     rows = (
         Delivery.objects.filter(campaign__in=campaign_ids)
-        .values("campaign", "campaign__name", "step")
+        .values("campaign", "campaign__name", "step", "channel")
         .annotate(
             audience=Count("pk"),
             sent=Count("pk", filter=Q(status=S.SENT)),
@@ -315,7 +352,7 @@ def _store_funnels(campaign_ids: list[int]) -> dict[str, list[FunnelStep]]:
             unsubscribed=Count("pk", filter=Q(unsubscribed_at__isnull=False)),
             bounced=Count("pk", filter=Q(bounced_at__isnull=False)),
         )
-        .order_by("step")
+        .order_by("step", "channel")
     )
     found: dict[str, list[FunnelStep]] = {_funnel_key(pk): [] for pk in campaign_ids}
     for row in rows:
@@ -324,6 +361,7 @@ def _store_funnels(campaign_ids: list[int]) -> dict[str, list[FunnelStep]]:
                 campaign_id=row["campaign"],
                 campaign_name=row["campaign__name"],
                 step=row["step"],
+                channel=row["channel"],
                 audience=row["audience"],
                 sent=row["sent"],
                 unconfirmed=row["unconfirmed"],

@@ -113,6 +113,9 @@ class FakeLinePlatform:
         self.webhook_url: str | None = None
         self._lock = threading.Lock()
         self._state = _State()
+        self._held_after: int | None = None
+        self._holding = 0
+        self._release = threading.Event()
         api, access = r"/line-api", r"/line"
         idp.mount(
             [
@@ -133,6 +136,7 @@ class FakeLinePlatform:
     # Control, for tests.
 
     def reset(self) -> None:
+        self.release_answers()
         with self._lock:
             self._state = _State()
         self.webhook_url = None
@@ -325,7 +329,40 @@ class FakeLinePlatform:
                 response = Response(
                     200, {"sentMessages": _sent(texts)}, {"x-line-request-id": request_id}
                 )
+        if response.status == 200:
+            self._hold_answer()
         return self._answer(request, path, response)
+
+    # Held answers (campaign tests): LINE took a push, its answer never came back.
+
+    def hold_answers_after(self, count: int) -> None:
+        """Pushes after the count-th are taken (delivered to a friend, the retry key
+        remembered) but LINE's answer waits until release_answers(), at most a minute:
+        a sender killed meanwhile never learns they were taken."""
+        with self._lock:
+            self._held_after = count
+            self._release = threading.Event()
+
+    def release_answers(self) -> None:
+        with self._lock:
+            self._held_after = None
+            self._release.set()
+
+    def held(self) -> int:
+        """Answers held now."""
+        with self._lock:
+            return self._holding
+
+    def _hold_answer(self) -> None:
+        with self._lock:
+            pushes = sum(message.kind == "push" for message in self._state.messages)
+            if self._held_after is None or pushes <= self._held_after:
+                return
+            self._holding += 1
+            release = self._release
+        release.wait(60)
+        with self._lock:
+            self._holding -= 1
 
     def reply(self, request: Request) -> Response:
         path = "/v2/bot/message/reply"
