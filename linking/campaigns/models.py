@@ -104,9 +104,6 @@ class Campaign(models.Model):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     # Written by every sender run: beat restarts a campaign whose senders all died.
     senders_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # The shared rate limit, a token bucket (see rate_limit.py).
-    rate_tokens = models.FloatField(default=0, editable=False)
-    rate_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ("-created_at",)
