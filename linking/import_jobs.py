@@ -94,10 +94,10 @@ class _Heartbeat:
 
 def run(job_id: int) -> None:
     """Run a pending job once; a redelivered task finds it taken and does nothing."""
-    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PENDING).update(
+    started = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PENDING).update(
         status=ImportJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
     )
-    if not claimed:
+    if not started:
         return
     job = ImportJob.objects.select_related("service").get(pk=job_id)
     with _Heartbeat(progress_path(job)) as heartbeat, tempfile.TemporaryDirectory() as folder:

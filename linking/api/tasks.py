@@ -1,5 +1,5 @@
 """Celery tasks: thin wrappers around linking.api.webhooks and retention. Running one
-twice is harmless: an attempt is made only by whoever claims the due delivery, and
+twice is harmless: an attempt is made only by whoever leases the due delivery, and
 pruning deletes what is old whoever runs it."""
 
 from celery import shared_task

@@ -53,12 +53,12 @@ def deliver(delivery_id: int) -> Outcome:
     """Make one attempt, if the delivery is due and no one else is making it."""
     now = timezone.now()
     lease = timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS * 2 + 30)
-    claimed = WebhookDelivery.objects.filter(
+    leased = WebhookDelivery.objects.filter(
         Q(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
         | Q(status=WebhookDelivery.Status.SENDING, lease_until__lt=now),
         pk=delivery_id,
     ).update(status=WebhookDelivery.Status.SENDING, lease_until=now + lease)
-    if not claimed:
+    if not leased:
         return Outcome(status=None)
     # The client's URL and secrets as they are now, not as they were at the event.
     delivery = WebhookDelivery.objects.select_related("client").get(pk=delivery_id)

@@ -30,11 +30,11 @@ def _records():
 
 def run(run_id: int) -> MatchRun:
     """Run one pending run to its end; a failure is recorded on the row, not raised."""
-    claimed = MatchRun.objects.filter(pk=run_id, status=MatchRun.Status.PENDING).update(
+    started = MatchRun.objects.filter(pk=run_id, status=MatchRun.Status.PENDING).update(
         status=MatchRun.Status.RUNNING, started_at=timezone.now()
     )
     run = MatchRun.objects.get(pk=run_id)
-    if not claimed:
+    if not started:
         return run  # already run, or running elsewhere
     began = time.monotonic()
     try:
