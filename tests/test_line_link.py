@@ -204,3 +204,16 @@ def test_binding_learns_friendship_from_line(client, customer_client, fake_line,
     through_the_dialog(client, fake_line, confirm(customer_client, page))
 
     assert LineFriend.objects.get(customer=customer).is_friend
+
+
+def test_the_confirm_page_is_japanese_first_and_english_on_request(
+    client, customer_client, fake_line
+):
+    path = ask_the_bot(client, fake_line, line_user_id()).removeprefix("http://localhost:8000")
+
+    japanese = customer_client.get(path).content.decode()
+    english = customer_client.get(path, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert "LINEと統合IDを連携" in japanese
+    assert "Link LINE with your unified ID" in english
+    assert "It cannot sign in for you" in english
