@@ -1,26 +1,7 @@
-"""Account deletion at the customer's request.
-
-What goes, what stays, and why:
-- The customer row, their email addresses, sign-in identities (with the IdP's
-  claims), sessions, ownership codes and second factors are deleted.
-- Each legacy account they owned is released through linking.claims.unlink (a
-  LinkEvent and an audit entry, actor "system"). This site's copy of the record's
-  personal fields (name, kana, email, phone, birth date, password hash, other
-  attributes and the match keys) is erased; the member number and points stay, as
-  they are the service's. The service still holds its own record: a later import
-  fills the copy in again, and the customer asks the service itself to delete it.
-  Campaign deliveries to those accounts lose their address.
-- The unified ID is retired (IssuedUnifiedID.retired_at) and never issued again.
-- History (LinkEvent, AuditEvent, ConsentRecord) is kept with the unified ID as
-  the only link to the person: the IP address and user agent on their rows are
-  erased (personal data under APPI), and the email, name and phone are cut out of
-  free-text reasons. This is the one place that rewrites history; see
-  erase_personal_data_from_history.
-- Admin log entries about the customer, their addresses and identities show the
-  unified ID instead of the email, and their messages lose the identifiers.
-- Kept on purpose: suppressions (an unsubscribed or bouncing address), which exist
-  to stop mail to that address and must outlive the account.
-"""
+"""Account deletion at the customer's request (or of an expired sign-up): what goes
+and what stays, and why, is in docs/security.md ("Consent, export and deletion").
+History is kept under the unified ID alone; this is the one place that rewrites it
+(erase_personal_data_from_history)."""
 
 import json
 from datetime import timedelta
@@ -53,7 +34,7 @@ ERASED = "[erased]"
 def delete_customer(
     *, customer: Customer, reason: str = REASON, actor_kind: str = ActorKind.CUSTOMER
 ) -> None:
-    """Delete the customer as described above, in one transaction. Expired sign-ups
+    """Delete the customer as docs/security.md describes, in one transaction. Expired sign-ups
     (accounts.addresses) go the same way, with their own reason, by the system."""
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=customer.pk)

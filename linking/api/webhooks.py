@@ -1,22 +1,8 @@
-"""Webhooks: group services hear about links, unlinks and deleted unified IDs.
-Events are written to the outbox (linking.api.outbox); this module delivers them.
-
-A delivery is an HTTP POST of a JSON body, signed per the Standard Webhooks
-specification (https://www.standardwebhooks.com), so any of its libraries verifies it:
-
-    webhook-id: the event's UUID (the same in every retry: deduplicate on it)
-    webhook-timestamp: Unix time of this attempt, in seconds
-    webhook-signature: v1,<base64 HMAC-SHA256(key, id + "." + timestamp + "." + body)>
-
-The key is the client's secret (whsec_<base64>) decoded. After a rotation the header
-carries two signatures, space-separated, one per secret, until the old one is
-retired. Each attempt goes to the client's webhook URL as it is at that moment,
-through accounts.outbound (public addresses only).
-Any 2xx answer counts as delivered; anything else is retried with exponential
-backoff (WEBHOOK_RETRY_BASE_SECONDS, doubling, at most WEBHOOK_RETRY_MAX_SECONDS)
-until WEBHOOK_MAX_ATTEMPTS, then the delivery is dead-lettered for staff to
-redeliver from the admin. Delivery is at least once, and not in order.
-"""
+"""Webhooks: delivering the outbox's events (linking.api.outbox) to group services,
+signed per Standard Webhooks, to the client's webhook URL as it is at each attempt
+(public addresses only, accounts.outbound). Any 2xx is delivered; anything else is
+retried with backoff until WEBHOOK_MAX_ATTEMPTS, then dead-lettered for staff to
+redeliver. At least once, not in order; the protocol: docs/architecture.md."""
 
 import logging
 import time
