@@ -53,10 +53,17 @@ class PermissionChoiceField(forms.ModelMultipleChoiceField):
 
 
 class _PermissionsInLanguage:
+    """Roles and permissions are ticked in plain checkbox lists: the admin's two-list
+    picker labels its search icons with an aria-label that WCAG forbids there."""
+
+    filter_horizontal = ()
+
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name in ("permissions", "user_permissions"):
             kwargs["form_class"] = PermissionChoiceField
             kwargs["queryset"] = staff_permissions()
+        if db_field.name in ("permissions", "user_permissions", "groups"):
+            kwargs["widget"] = forms.CheckboxSelectMultiple
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 

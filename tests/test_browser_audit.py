@@ -1,6 +1,7 @@
 """The browser fixture audits every page of the site a test passes through with
 axe-core, also the pages a test leaves at once without asking for an audit; pages of
-other hosts (the IdPs' fakes) are not ours to audit."""
+other hosts (the IdPs' fakes) are not ours to audit. squeezed() finds text wrapped to
+one character a line."""
 
 import threading
 from collections.abc import Iterator
@@ -9,14 +10,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import Page
 
+from tests.fixtures.browser import squeezed
+
 pytestmark = pytest.mark.browser
 
 # An image without alternative text: axe-core's "image-alt", a critical violation; the
 # staff page without a level-one heading: "page-has-heading-one", a moderate one.
 BAD = '<!doctype html><html lang="ja"><title>x</title><main><h1>x</h1><img src="/a.png"></main>'
 GOOD = '<!doctype html><html lang="ja"><title>y</title><main><h1>y</h1></main>'
+# A heading squeezed to one character a line next to one that reads normally.
+SQUEEZED = (
+    '<!doctype html><html lang="ja"><title>s</title><main><h1 style="width:1.2em">'
+    "ポイント履歴</h1><h2>ポイント履歴</h2></main>"
+)
 MODERATE = '<!doctype html><html lang="ja"><title>z</title><main><p>z</p></main>'
 PAGES = {
+    "/squeezed/": SQUEEZED,
     "/bad/": BAD,
     "/admin/bad/": BAD,
     "/admin/moderate/": MODERATE,
@@ -69,3 +78,8 @@ def test_staff_pages_fail_only_on_critical_or_serious_and_others_are_not_audited
     assert audit.pages == ["/admin/bad/", "/admin/moderate/"]
     assert [failure.split(":")[0] for failure in audit.failures] == ["/admin/bad/"]
     audit.failures.clear()
+
+
+def test_squeezed_finds_text_wrapped_to_one_character_a_line(page: Page, port):
+    page.goto(f"http://localhost:{port}/squeezed/")
+    assert squeezed(page, "h1, h2") == ["ポイント履歴 (6 lines)"]

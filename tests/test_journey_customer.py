@@ -16,7 +16,7 @@ from accounts.models import Customer
 from linking.models import LegacyAccount
 from tests.conftest import PASSWORD
 from tests.english_words import english_on
-from tests.fixtures.browser import PHONE, audit, screenshot_path, submit
+from tests.fixtures.browser import PHONE, audit, screenshot_path, squeezed, submit
 from tests.fixtures.mfa import code
 
 EMAIL = "hanako.yamada@example.jp"
@@ -51,12 +51,15 @@ def services(service, make_service, make_account) -> dict[str, LegacyAccount]:
 
 
 def look(page: Page) -> None:
-    """What every page must be: accessible, Japanese, no wider than the phone."""
+    """What every page must be: accessible, Japanese, no wider than the phone, no
+    heading, label or cell squeezed to one character a line."""
     expect(page.locator("html")).to_have_attribute("lang", "ja")
     audit(page)
     shown = " ".join(page.locator(part).inner_text() for part in ("main", "nav", "footer"))
     assert not english_on(shown), f"{page.url}: English {english_on(shown)} in {shown!r}"
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], page.url
+    words = "h1, h2, h3, legend, label, th, td, dt, dd, button, .button"
+    assert squeezed(page, words) == [], f"{page.url}: one character a line"
 
 
 def go(page: Page, url: str) -> None:

@@ -11,7 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
-from tests.fixtures.browser import audit, screenshot_path
+from tests.fixtures.browser import audit, screenshot_path, squeezed
 
 pytestmark = pytest.mark.browser
 pytest_plugins = ["tests.fixtures.campaigns"]
@@ -62,6 +62,7 @@ STAFF_PAGES = (
     "/admin/linking/importjob/add/",
     "/admin/allauth_idp_oidc/client/add/",
     "/admin/accounts/customer/",
+    "/admin/auth/group/add/",
     "/admin/mfa/authenticatorapp/",
 )
 
@@ -97,9 +98,22 @@ def test_staff_pages_pass_axe_core(
     audit(page)
 
     pages = [*STAFF_PAGES, f"/admin/customer/{hanako.pk}/"]
+    pages += [f"/admin/accounts/customer/{hanako.pk}/change/", "/admin/accounts/auditevent/?q=x"]
     pages += [f"/admin/campaigns/campaign/{campaign.pk}/{name}/" for name in ("change", "progress")]
     for path in pages:
         page.goto(live_site + path)
         expect(page.locator("#content")).to_be_visible()
         audit(page)
     assert len(page.axe_audit.pages) == len(pages) + 3
+
+    # Japanese breaks between any two characters: no column of a list is squeezed to
+    # one character a line, on a desktop or on a phone (a search: its count and a link).
+    for width in (1280, 360):
+        page.set_viewport_size({"width": width, "height": 900})
+        for path in (
+            "/admin/accounts/auditevent/?q=new.staff%40example.jp",
+            "/admin/accounts/customer/",
+        ):
+            page.goto(live_site + path)
+            expect(page.locator("#result_list")).to_be_visible()
+            assert squeezed(page, "#result_list th, #result_list td") == [], (width, path)

@@ -256,8 +256,8 @@ def test_roles_and_staff_are_given_permissions_named_in_japanese(client, world):
     verified_login(client, world["staff"])
     for url in ("/admin/auth/group/add/", f"/admin/accounts/customer/{world['staff'].pk}/change/"):
         page = client.get(url, HTTP_ACCEPT_LANGUAGE="ja").content.decode()
-        picker = re.search(r'<select name="(?:user_)?permissions".*?</select>', page, re.S)
-        options = re.findall(r"<option[^>]*>([^<]*)</option>", picker.group())
+        checkbox = r'<label for="id_(?:user_)?permissions_\d+"><input type="checkbox"[^>]*>'
+        options = re.findall(checkbox + r"\s*([^<]*?)\s*</label>", page)
         assert "顧客 | 顧客を閲覧できる" in options, options
         assert "ID連携 | ID連携率ダッシュボードを閲覧できる" in options
         assert [option for option in options if english_words(option)] == []
