@@ -1,6 +1,6 @@
 """A LINE friend of the Official Account links LINE with their unified ID, on a phone
 in Japanese: 「統合IDと連携」 in the chat, the bot's link, sign-in here, confirm, LINE's
-account-link dialog, and the link centre showing LINE linked. LINE is the fake
+account-link dialog, the link centre showing LINE linked, and unlinking. LINE is the fake
 platform (tests/fakes/line.py), which delivers its signed webhooks to the live site."""
 
 import re
@@ -33,6 +33,7 @@ def test_a_friend_links_line_with_their_unified_id(
     page.goto(fake_line.chat_url(friend))
     link = page.locator("#chat a").first
     expect(link).to_have_attribute("href", re.compile(re.escape(live_site) + "/line/link/"))
+    link_page = link.get_attribute("href")
     link.click()
 
     # Here: not signed in yet, so the sign-in page first, then back to confirm.
@@ -63,3 +64,19 @@ def test_a_friend_links_line_with_their_unified_id(
     bound = LineFriend.objects.get(line_user_id=friend)
     assert (bound.customer, bound.is_friend) == (customer, True)
     assert AuditEvent.objects.filter(action="line_linked", customer=customer).exists()
+
+    # The bot's link worked once.
+    page.goto(link_page)
+    expect(page.get_by_role("heading", level=1)).to_have_text("このリンクは有効期限が切れています")
+
+    # Unlinking, from the link centre, after typing the password again.
+    page.goto(f"{live_site}/link/")
+    page.get_by_test_id("line-binding").get_by_role("link", name="LINEの連携を解除").click()
+    expect(page).to_have_url(re.compile(re.escape(live_site) + r"/accounts/reauthenticate/"))
+    page.get_by_label(re.compile(r"^パスワード:?$")).fill(PASSWORD)
+    submit(page, "/accounts/reauthenticate/")
+    expect(page).to_have_url(f"{live_site}/line/unlink/")
+    page.get_by_test_id("confirm-line-unlink").click()
+    expect(page).to_have_url(f"{live_site}/link/")
+    expect(page.get_by_test_id("line-binding")).to_contain_text("まだ連携していません")
+    assert LineFriend.objects.get(line_user_id=friend).customer is None

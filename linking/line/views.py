@@ -53,7 +53,7 @@ def link(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@step_up_required(allow_get=True)
+@step_up_required
 def unlink(request: HttpRequest) -> HttpResponse:
     current = LineFriend.objects.filter(customer=request.user).first()
     if current is None:
