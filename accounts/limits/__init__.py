@@ -1,9 +1,7 @@
-"""The site's one rate limiter, on the `limits` library.
-
-Rules are named in settings.RATE_LIMITS, in limits' notation ("5/15 minutes"); the
-counts live in settings.RATE_LIMIT_STORAGE_URL (Redis, or the site's own database),
-shared by every web process and worker. Windows are fixed and start at their first
-hit. Guesses are counted before they are checked; rates grant what is left.
+"""The site's one rate limiter, on the `limits` library: rules named in
+settings.RATE_LIMITS ("5/15 minutes"), counted in fixed windows in one storage every
+process shares (RATE_LIMIT_STORAGE_URL: Redis, or the site's database). Guesses are
+counted before they are checked; rates grant what is left.
 """
 
 import functools

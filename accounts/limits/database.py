@@ -1,10 +1,8 @@
-"""A `limits` storage in the site's own database, for the embedded default.
-
-limits stores counters in memory (per process), Redis, Memcached or MongoDB; with
-none of those servers the web process, the workers and the tests still share the
-database. Each increment is one INSERT ... ON CONFLICT DO UPDATE ... RETURNING
-(SQLite 3.35+ and PostgreSQL), so concurrent hits never lose a count.
-"""
+"""A `limits` storage in the site's own database, for the embedded default: limits
+keeps counts in memory (per process), Redis, Memcached or MongoDB, and without those
+servers the web process, the workers and the tests still share the database. Each
+increment is one INSERT ... ON CONFLICT DO UPDATE ... RETURNING (SQLite 3.35+,
+PostgreSQL), so concurrent hits never lose a count. Pinned by tests/test_limits.py."""
 
 import time
 
