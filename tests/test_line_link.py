@@ -217,3 +217,13 @@ def test_the_confirm_page_is_japanese_first_and_english_on_request(
     assert "LINEと統合IDを連携" in japanese
     assert "Link LINE with your unified ID" in english
     assert "It cannot sign in for you" in english
+
+
+def test_the_bots_link_confirms_once(client, customer_client, fake_line):
+    page = ask_the_bot(client, fake_line, line_user_id())
+
+    confirm(customer_client, page)
+    again = customer_client.post(page.removeprefix("http://localhost:8000"))
+
+    assert again.status_code == 400
+    assert AccountLinkNonce.objects.count() == 1

@@ -153,14 +153,16 @@ def test_other_messages_are_not_answered(client, fake_line):
     assert fake_line.calls(r"/v2/bot/user/.*/linkToken") == []
 
 
-def test_old_event_records_and_expired_nonces_are_pruned_hourly(client, fake_line, customer):
+def test_old_event_records_expired_nonces_and_link_tokens_are_pruned_hourly(
+    client, fake_line, customer
+):
     from datetime import timedelta
 
     from django.conf import settings
     from django.utils import timezone
 
     from linking.line import tasks
-    from linking.line.models import AccountLinkNonce
+    from linking.line.models import AccountLinkNonce, LinkToken
 
     post_events(client, fake_line, [fake_line.event("follow", line_user_id())])
     kept = WebhookEvent.objects.get()
@@ -175,10 +177,12 @@ def test_old_event_records_and_expired_nonces_are_pruned_hourly(client, fake_lin
             nonce_hash=name * 16, customer=customer, link_token=name, expires_at=expires_at
         )
 
-    assert tasks.prune() == 2
+    LinkToken.objects.create(token_hash="a" * 64, line_user_id=line_user_id(), expires_at=now)
+    assert tasks.prune() == 3
 
     assert list(WebhookEvent.objects.all()) == [kept]
     assert list(AccountLinkNonce.objects.values_list("link_token", flat=True)) == ["open"]
+    assert not LinkToken.objects.exists()
     assert settings.CELERY_BEAT_SCHEDULE["line-prune"]["task"] == "line.prune"
 
 

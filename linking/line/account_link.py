@@ -14,7 +14,6 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import HttpRequest
@@ -25,7 +24,7 @@ from accounts import audit
 from accounts.audit import ActorKind
 from linking.line import client
 from linking.line.friendship import friend
-from linking.line.models import AccountLinkNonce, LineFriend
+from linking.line.models import AccountLinkNonce, LineFriend, LinkToken
 
 LINK_TOKEN_SECONDS = 600  # LINE's own lifetime of a link token
 NONCE_SECONDS = 600
@@ -46,15 +45,15 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def _token_key(link_token: str) -> str:
-    return f"line-link-token:{_digest(link_token)}"
-
-
 def issue_link_token(*, line_user_id: str) -> str:
     """A link token from LINE for this friend, remembered (by digest) for as long as
     LINE honours it, so our page opens only for tokens our bot handed out."""
     link_token = client.issue_link_token(line_user_id=line_user_id)
-    cache.set(_token_key(link_token), line_user_id, LINK_TOKEN_SECONDS)
+    LinkToken.objects.create(
+        token_hash=_digest(link_token),
+        line_user_id=line_user_id,
+        expires_at=timezone.now() + timedelta(seconds=LINK_TOKEN_SECONDS),
+    )
     return link_token
 
 
@@ -63,9 +62,16 @@ def link_page_url(link_token: str) -> str:
     return f"{settings.SITE_URL}{reverse('line:link')}?{urlencode({'linkToken': link_token})}"
 
 
+def _open_tokens(link_token: str):
+    return LinkToken.objects.filter(
+        token_hash=_digest(link_token), used_at__isnull=True, expires_at__gt=timezone.now()
+    )
+
+
 def line_user_for(link_token: str) -> str:
-    line_user_id = cache.get(_token_key(link_token)) if link_token else None
-    if not line_user_id:
+    """The LINE user our bot issued link_token for, while it is open."""
+    line_user_id = _open_tokens(link_token).values_list("line_user_id", flat=True).first()
+    if not link_token or not line_user_id:
         raise LinkExpired
     return line_user_id
 
@@ -73,6 +79,8 @@ def line_user_for(link_token: str) -> str:
 def start(*, customer, link_token: str, request: HttpRequest) -> str:
     """The customer confirmed: a new nonce, and the URL of LINE's dialog."""
     line_user_id = line_user_for(link_token)
+    if not _open_tokens(link_token).update(used_at=timezone.now()):
+        raise LinkExpired  # confirmed at the same moment in another tab
     nonce = secrets.token_urlsafe(32)
     AccountLinkNonce.objects.create(
         nonce_hash=_digest(nonce),
@@ -81,7 +89,6 @@ def start(*, customer, link_token: str, request: HttpRequest) -> str:
         line_user_id=line_user_id,
         expires_at=timezone.now() + timedelta(seconds=NONCE_SECONDS),
     )
-    cache.delete(_token_key(link_token))
     audit.record(
         "line_link_confirmed",
         request=request,

@@ -57,6 +57,26 @@ class LineFriend(models.Model):
         return self.line_user_id
 
 
+class LinkToken(models.Model):
+    """A link token our bot obtained from LINE for a friend and sent them: our page
+    opens only for these, once, while LINE honours them (10 minutes). Stored as its
+    SHA-256, in the database so every web process knows it."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    line_user_id = models.CharField(_("LINE user ID"), max_length=33)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("LINE link token")
+        verbose_name_plural = _("LINE link tokens")
+        indexes = [models.Index(fields=["expires_at"], name="line_link_token_expires")]
+
+    def __str__(self) -> str:
+        return f"link token {self.pk} ({'used' if self.used_at else 'open'})"
+
+
 class AccountLinkNonce(models.Model):
     """One confirmation of "bind my LINE to this unified ID": the nonce we hand to
     LINE's accountLink dialog. Only its SHA-256 digest is stored (it is 256 random

@@ -34,12 +34,12 @@ def link(request: HttpRequest) -> HttpResponse:
     link_token = request.GET.get("linkToken", "")
     try:
         line_user_id = account_link.line_user_for(link_token)
+        if request.method == "POST":
+            return HttpResponseRedirect(
+                account_link.start(customer=request.user, link_token=link_token, request=request)
+            )
     except account_link.LinkExpired:
         return render(request, "line/link_expired.html", status=400)
-    if request.method == "POST":
-        return HttpResponseRedirect(
-            account_link.start(customer=request.user, link_token=link_token, request=request)
-        )
     try:
         name = client.profile(line_user_id=line_user_id).display_name
     except client.LineError:

@@ -30,7 +30,7 @@ from linebot.v3.webhooks import (
 )
 
 from linking.line import account_link, client, friendship
-from linking.line.models import AccountLinkNonce, WebhookEvent
+from linking.line.models import AccountLinkNonce, LinkToken, WebhookEvent
 
 logger = logging.getLogger(__name__)
 MAX_AGE = timedelta(minutes=5)
@@ -82,11 +82,13 @@ def _events(raw_events: list) -> list[Event]:
 
 def prune() -> int:
     """Forget what no event can come back for: webhook events older than the oldest
-    one accepted (so a replay is still refused by its age) and expired nonces."""
+    one accepted (so a replay is still refused by its age), expired nonces and link
+    tokens."""
     now = timezone.now()
     events, _ = WebhookEvent.objects.filter(received_at__lt=now - 2 * REDELIVERY_MAX_AGE).delete()
     nonces, _ = AccountLinkNonce.objects.filter(expires_at__lt=now).delete()
-    return events + nonces
+    tokens, _ = LinkToken.objects.filter(expires_at__lt=now).delete()
+    return events + nonces + tokens
 
 
 def _handle(event: Event, request: HttpRequest) -> bool:
