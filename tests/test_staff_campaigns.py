@@ -110,3 +110,18 @@ def test_the_step_form_offers_the_channels_in_japanese(otp_admin_client):
 
     assert "LINE（友だちでない人にはメール）" in page
     assert "LINE メッセージ（日本語）" in page
+
+
+def test_the_preview_shows_the_line_message_in_each_language(otp_admin_client, make_campaign):
+    campaign = make_campaign(
+        line_text_ja="{{ service }}の会員番号 {{ member_number }}\n{{ link }}",
+        line_text_en="Member {{ member_number }}: {{ link }}",
+    )
+
+    page = otp_admin_client.get(
+        reverse("admin:campaigns_campaign_preview", args=[campaign.pk])
+    ).content.decode()
+
+    assert page.count('data-testid="line-preview"') == 2
+    assert "の会員番号 ****1234" in page and "Member ****1234: " in page
+    assert "/c/preview-link/" in page

@@ -13,7 +13,7 @@ from django.urls import path, re_path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from linking.campaigns import content, control, planning, selectors
+from linking.campaigns import by_line, content, control, planning, selectors
 from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
 from linking.models import Language, LegacyAccount
 from linking.staff.widgets import name_inputs
@@ -206,6 +206,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 "campaign": campaign,
                 "account": account,
                 "previews": _samples(campaign, account),
+                "line_previews": _line_samples(campaign, account),
                 "title": _("Preview"),
             },
         )
@@ -359,6 +360,18 @@ def _samples(campaign: Campaign, account: LegacyAccount) -> list[content.Rendere
             language=language,
         )
         for language in (Language.JA, Language.EN)
+    ]
+
+
+def _line_samples(campaign: Campaign, account: LegacyAccount) -> list[tuple[str, str]]:
+    """The LINE message to `account`, per language the campaign has one in."""
+    if not campaign.line_text_ja:
+        return []
+    link = f"{settings.SITE_URL}/c/preview-link/"
+    languages = [Language.JA] + ([Language.EN] if campaign.line_text_en else [])
+    return [
+        (language, by_line.text(campaign, account, link=link, language=language))
+        for language in languages
     ]
 
 

@@ -61,9 +61,11 @@ def language_for(account: LegacyAccount, campaign: Campaign) -> str:
     return Language.JA
 
 
-def text(campaign: Campaign, account: LegacyAccount, *, link: str) -> str:
-    """The LINE message to one legacy account, in its language."""
-    language = language_for(account, campaign)
+def text(
+    campaign: Campaign, account: LegacyAccount, *, link: str, language: str | None = None
+) -> str:
+    """The LINE message to one legacy account, in its language unless one is given."""
+    language = language or language_for(account, campaign)
     template = campaign.line_text_en if language == Language.EN else campaign.line_text_ja
     service = account.service
     with translation.override(language):

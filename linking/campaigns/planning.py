@@ -50,7 +50,9 @@ def _by_email() -> Q:
     )
 
 
-def recipients(campaign: Campaign, step: int, *, channel: str = Channels.EMAIL):
+def recipients(
+    campaign: Campaign, step: int, *, channel: str = Channels.EMAIL
+) -> QuerySet[LegacyAccount]:
     """Step 0: the audience. A reminder: those of the audience the first message
     reached who are still unlinked."""
     accounts = audience(campaign, channel=channel)
