@@ -589,7 +589,7 @@ WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
 WEBHOOK_RETRY_MAX_SECONDS = env_int("WEBHOOK_RETRY_MAX_SECONDS", 3600)
 WEBHOOK_RETENTION_DAYS = env_int("WEBHOOK_RETENTION_DAYS", 90)
 WEBHOOK_SECRET_OVERLAP_HOURS = env_int("WEBHOOK_SECRET_OVERLAP_HOURS", 72)
-# Outbound requests (linking.api.outbound) go to public addresses only, except these
+# Outbound requests (accounts.outbound) go to public addresses only, except these
 # internal receivers: host[:port] or a network in CIDR notation.
 OUTBOUND_ALLOWED_HOSTS = env_list("OUTBOUND_ALLOWED_HOSTS")
 OUTBOUND_CA_BUNDLE = env("OUTBOUND_CA_BUNDLE")
