@@ -113,7 +113,16 @@ def test_staff_pages_pass_axe_core(
         for path in (
             "/admin/accounts/auditevent/?q=new.staff%40example.jp",
             "/admin/accounts/customer/",
+            "/admin/linking/linkevent/",
         ):
             page.goto(live_site + path)
             expect(page.locator("#result_list")).to_be_visible()
             assert squeezed(page, "#result_list th, #result_list td") == [], (width, path)
+        # The link events' date drill-down: targets at least 24 px high (WCAG 2.5.8).
+        heights = page.eval_on_selector_all(
+            ".toplinks a", "links => links.map((link) => link.getBoundingClientRect().height)"
+        )
+        assert heights and min(heights) >= 24, heights
+        page.goto(live_site + "/admin/dashboard/")
+        expect(page.get_by_test_id("funnel")).to_be_visible()
+        assert squeezed(page, ".staff-table th, .staff-table td") == [], width
