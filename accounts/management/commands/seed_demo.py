@@ -39,12 +39,13 @@ class Command(BaseCommand):
             f"Legacy accounts: {accounts} in {len(demo.SERVICES)} services; the demo customer's "
             f"online-store login is {demo.DEMO_STORE_NUMBER} / {demo.DEMO_STORE_PASSWORD}"
         )
-        history = demo.seed_history()
-        if history:
-            self.stdout.write(f"History: {history} links in {demo.HISTORY_DAYS} days, a campaign")
-
         from linking.matching import demo as matching_demo
 
         groups = matching_demo.seed()
         if groups:
             self.stdout.write(f"Matching (名寄せ): {groups} candidate groups to review")
+
+        # Last: the history dates every account's import before its first day.
+        history = demo.seed_history()
+        if history:
+            self.stdout.write(f"History: {history} links in {demo.HISTORY_DAYS} days, a campaign")
