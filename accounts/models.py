@@ -256,7 +256,7 @@ class ConsentRecord(models.Model):
         indexes = [models.Index(fields=["customer", "kind", "created_at"], name="consent_lookup")]
 
     def __str__(self) -> str:
-        return f"{self.customer_unified_id} {self.kind}"
+        return f"{self.customer_unified_id} {self.get_kind_display()}"
 
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:

@@ -304,5 +304,8 @@ def test_stored_actions_methods_and_reasons_read_in_japanese(client, world):
         assert stored not in trail
     history = client.get(f"/admin/customer/{world['customer'].pk}/").content.decode()
     assert "<td>お客様が連携を解除</td>" in history
+    record = ConsentRecord.objects.get()
+    consent = client.get(f"/admin/accounts/consentrecord/{record.pk}/change/").content.decode()
+    assert f"<h2>{record.customer_unified_id} 通知に同意</h2>" in consent
     english = client.get("/admin/accounts/auditevent/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "unlinked by the customer" in english
