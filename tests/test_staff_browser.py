@@ -126,3 +126,5 @@ def test_staff_pages_pass_axe_core(
         page.goto(live_site + "/admin/dashboard/")
         expect(page.get_by_test_id("funnel")).to_be_visible()
         assert squeezed(page, ".staff-table th, .staff-table td") == [], width
+        if width == 1280:  # the wide funnel scrolls in its own box, not the page
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
