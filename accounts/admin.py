@@ -16,6 +16,7 @@ from accounts.models import (
     Customer,
     IssuedUnifiedID,
 )
+from linking.staff.read_only import ReadOnlyAdmin
 
 # Django stores a permission's name in English when it migrates ("Can add customer"),
 # so staff would pick permissions in English; these say it in the staff's language.
@@ -103,18 +104,9 @@ class CustomerAdmin(_PermissionsInLanguage, UserAdmin):
 
 
 @admin.register(IssuedUnifiedID)
-class IssuedUnifiedIDAdmin(admin.ModelAdmin):
+class IssuedUnifiedIDAdmin(ReadOnlyAdmin):
     list_display = ("unified_id", "issued_at", "retired_at")
     search_fields = ("unified_id",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ConsentNotice)
@@ -162,19 +154,10 @@ class ConsentNoticeAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(admin.ModelAdmin):
+class ConsentRecordAdmin(ReadOnlyAdmin):
     list_display = ("customer_unified_id", "kind", "notice", "source", "created_at")
     list_filter = ("kind", "source")
     search_fields = ("customer_unified_id",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(BackchannelLogout)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.http import FileResponse, Http404, HttpRequest
 from django.urls import path, reverse
+from django.utils import translation
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -8,6 +9,7 @@ from accounts.audit import AuditEvent
 from linking import import_jobs, tasks
 from linking.models import ImportJob, LegacyAccount, LegacyService, LinkEvent
 from linking.staff import labels
+from linking.staff.read_only import ReadOnlyAdmin
 
 
 @admin.register(LegacyService)
@@ -38,17 +40,8 @@ class LegacyAccountAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
 
-class _AppendOnlyAdmin(admin.ModelAdmin):
+class _AppendOnlyAdmin(ReadOnlyAdmin):
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 def _choice_filter(title: str, field: str, names: dict) -> type[admin.SimpleListFilter]:
@@ -218,6 +211,7 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ImportJob, form, change: bool) -> None:
         obj.created_by = request.user
+        obj.language = translation.get_language()  # the worker writes reasons in it
         super().save_model(request, obj, form, change)
         tasks.start_import(obj)
 

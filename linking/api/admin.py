@@ -22,6 +22,7 @@ from linking.api.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from linking.staff.read_only import ReadOnlyAdmin
 
 
 class ServiceClientInline(admin.StackedInline):
@@ -166,20 +167,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiCall)
-class ApiCallAdmin(admin.ModelAdmin):
+class ApiCallAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "client_id", "endpoint", "status", "subject", "items", "ip")
     list_filter = ("endpoint", "status")
     search_fields = ("client_id", "subject")
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(ProviderToken)

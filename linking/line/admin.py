@@ -9,6 +9,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from linking.line.models import AccountLinkNonce, LineFriend, WebhookEvent
+from linking.staff.read_only import ReadOnlyAdmin
 
 # LINE's names for the events the webhook handles, as staff read them.
 EVENT_TYPES: dict[str, str | Promise] = {
@@ -33,17 +34,6 @@ class EventTypeFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return queryset.filter(event_type=self.value()) if self.value() else queryset
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(LineFriend)

@@ -12,27 +12,17 @@ from django.utils.translation import gettext_lazy
 
 from linking.matching import review, tasks
 from linking.matching.models import CandidateGroup, MatchRun, ModelVersion
-
-
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from linking.staff.read_only import ReadOnlyAdmin
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(_ReadOnly):
+class ModelVersionAdmin(ReadOnlyAdmin):
     list_display = ("__str__", "created_at", "note")
     readonly_fields = ("created_at", "note", "splink_settings")
 
 
 @admin.register(MatchRun)
-class MatchRunAdmin(_ReadOnly):
+class MatchRunAdmin(ReadOnlyAdmin):
     list_display = (
         "__str__",
         "backend",
@@ -66,7 +56,7 @@ class MatchRunAdmin(_ReadOnly):
 
 
 @admin.register(CandidateGroup)
-class CandidateGroupAdmin(_ReadOnly):
+class CandidateGroupAdmin(ReadOnlyAdmin):
     list_display = ("__str__", "status", "probability", "size", "run")
     list_filter = ("status",)
     list_select_related = ("run",)
