@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from linking.importing import ImportFileError, ImportResult, import_legacy_accounts
@@ -100,7 +100,11 @@ def run(job_id: int) -> None:
     if not started:
         return
     job = ImportJob.objects.select_related("service").get(pk=job_id)
-    with _Heartbeat(progress_path(job)) as heartbeat, tempfile.TemporaryDirectory() as folder:
+    with (
+        translation.override(language(job)),  # the uploader's language
+        _Heartbeat(progress_path(job)) as heartbeat,
+        tempfile.TemporaryDirectory() as folder,
+    ):
         report = Path(folder) / "rejected.csv"
         try:
             with transaction.atomic():
@@ -117,8 +121,13 @@ def run(job_id: int) -> None:
         except (ImportFileError, OSError, UnicodeError) as exc:
             _fail(job, str(exc))
         except Exception as exc:
-            _fail(job, f"unexpected error: {exc!r}")
+            _fail(job, gettext("unexpected error: %(error)s") % {"error": repr(exc)})
             raise
+
+
+def language(job: ImportJob) -> str:
+    """The language the job's reasons and errors are written in: its uploader's."""
+    return job.language or settings.LANGUAGE_CODE
 
 
 def _finish(job: ImportJob, result: ImportResult, report: Path) -> None:
@@ -167,10 +176,11 @@ def recover(*, requeue: Callable[[ImportJob], None]) -> int:
         if heartbeat_age(job) < lease:
             continue
         if job.attempts >= MAX_ATTEMPTS:
-            message = gettext(
-                "The worker importing this file stopped %(count)d times before it finished "
-                "(killed, or out of memory). Nothing from this file was imported."
-            ) % {"count": job.attempts}
+            with translation.override(language(job)):
+                message = gettext(
+                    "The worker importing this file stopped %(count)d times before it "
+                    "finished (killed, or out of memory). Nothing from this file was imported."
+                ) % {"count": job.attempts}
             recovered += _this_run(job).update(
                 status=ImportJob.Status.FAILED, error=message, finished_at=timezone.now()
             )

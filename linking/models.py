@@ -327,6 +327,9 @@ class ImportJob(models.Model):
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     # Runs started; more than one when a worker was lost mid-import (import_jobs.recover).
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # The uploader's language: the worker writes the rejection reasons in it.
+    # Empty (jobs from before it was kept): the site's LANGUAGE_CODE.
+    language = models.CharField(_("language"), max_length=15, blank=True, default="")
 
     class Meta:
         ordering = ("-created_at",)

@@ -9,6 +9,7 @@ import io
 import itertools
 
 import pytest
+from django.utils import translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +27,13 @@ _codes = itertools.count()
 cells = st.text(st.characters(codec="utf-8"), max_size=40)
 huge_cells = st.sampled_from([0, 300, 5_000, 200_000]).map(lambda n: "長" * n)
 rows = st.lists(st.lists(cells | huge_cells, min_size=0, max_size=10), max_size=8)
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """The reasons asserted here are the English ones (test_import_i18n: Japanese)."""
+    with translation.override("en"):
+        yield
 
 
 def _service() -> LegacyService:

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from linking.importing import KEYS_VERSION, ImportResult, import_legacy_accounts
 from linking.models import LegacyAccount, LegacyService
@@ -24,6 +24,13 @@ ROWS = [
     "A0002,hanako@example.jp,０３－１２３４－５６７８,佐藤 花子,サトウ ハナコ,1990/12/31,,0",
     "A0003,,,髙橋 一郎,たかはし いちろう,,,",
 ]
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """The reasons asserted here are the English ones (test_import_i18n: Japanese)."""
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

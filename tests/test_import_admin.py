@@ -37,11 +37,15 @@ def admin_client(otp_admin_client, settings, tmp_path):
     return otp_admin_client
 
 
-def _upload(admin_client, service, django_capture_on_commit_callbacks) -> ImportJob:
+def _upload(
+    admin_client, service, django_capture_on_commit_callbacks, language: str = "ja"
+) -> ImportJob:
+    """Upload CSV as a staff member reading `language` (the report is written in it)."""
     with django_capture_on_commit_callbacks() as callbacks:
         response = admin_client.post(
             "/admin/linking/importjob/add/",
             {"service": service.pk, "encoding": "auto", "file": SimpleUploadedFile("pos.csv", CSV)},
+            HTTP_ACCEPT_LANGUAGE=language,
         )
     assert response.status_code == 302
     assert len(callbacks) == 1  # the Celery task is enqueued once the upload is committed
@@ -51,8 +55,8 @@ def _upload(admin_client, service, django_capture_on_commit_callbacks) -> Import
 def test_upload_imports_good_rows_and_reports_bad_ones(
     admin_client, service, django_capture_on_commit_callbacks
 ):
-    job = _upload(admin_client, service, django_capture_on_commit_callbacks)
-    assert job.status == "pending"
+    job = _upload(admin_client, service, django_capture_on_commit_callbacks, language="en")
+    assert (job.status, job.language) == ("pending", "en")
     page = admin_client.get(f"/admin/linking/importjob/{job.pk}/change/").content.decode()
     assert 'http-equiv="refresh"' in page
 
@@ -66,8 +70,11 @@ def test_upload_imports_good_rows_and_reports_bad_ones(
     assert 'http-equiv="refresh"' not in page
     report = admin_client.get(f"/admin/linking/importjob/{job.pk}/report/")
     lines = b"".join(report.streaming_content).decode().splitlines()
-    assert lines[0] == "line,last_line,external_id,reason"
-    assert [line.split(",")[0] for line in lines[1:]] == ["3", "4"]
+    assert lines == [
+        "line,last_line,external_id,reason",
+        "3,3,,missing external_id",
+        "4,4,S2,bad birth_date 'not-a-date' (expected YYYY-MM-DD)",
+    ]
 
 
 def test_a_redelivered_task_does_not_import_twice(

@@ -39,7 +39,7 @@ def _job(rows: int) -> ImportJob:
     lines = [HEADER, "B0001,,,,,not-a-date,,"]
     lines += (f"W{n:07d},m{n}@example.jp,,山田 {n},ヤマダ,1980-01-01,,{n}" for n in range(rows))
     lines.append(",,,,,,,")
-    job = ImportJob(service=service, encoding="utf-8")
+    job = ImportJob(service=service, encoding="utf-8", language="en")
     job.file.save("pos.csv", ContentFile("\n".join(lines).encode()), save=True)
     return job
 

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+from django.utils.translation import gettext
+
 from linking.importing.report import UNDECODABLE, Reject, shown_id
 
 COLUMNS = (
@@ -53,7 +55,10 @@ class Batch(NamedTuple):
 
 def resolve_encoding(path: Path, encoding: str) -> str:
     if encoding not in ENCODINGS:
-        raise ImportFileError(f"unknown encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
+        raise ImportFileError(
+            gettext("unknown encoding %(encoding)s; use one of %(encodings)s")
+            % {"encoding": repr(encoding), "encodings": ", ".join(ENCODINGS)}
+        )
     if encoding == "cp932":
         return "cp932"
     if encoding == "utf-8":
@@ -122,9 +127,13 @@ class _Lines:
             self.first = number
         self.last = number
         if line is None:
-            raise _Broken(f"line longer than {MAX_ROW_CHARS:,} characters")
+            raise _Broken(
+                gettext("line longer than %(limit)s characters") % {"limit": f"{MAX_ROW_CHARS:,}"}
+            )
         if self.kept_chars > MAX_ROW_CHARS:
-            raise _Broken(f"row longer than {MAX_ROW_CHARS:,} characters")
+            raise _Broken(
+                gettext("row longer than %(limit)s characters") % {"limit": f"{MAX_ROW_CHARS:,}"}
+            )
         return line
 
     def _skip_rest_of_line(self) -> None:
@@ -159,20 +168,31 @@ class Reader:
         try:
             header = [column.strip().lstrip("\ufeff") for column in next(self._rows)]
         except StopIteration:
-            raise ImportFileError("the file is empty: expected a header line") from None
+            raise ImportFileError(gettext("the file is empty: expected a header line")) from None
         except (csv.Error, _Broken) as error:
-            raise ImportFileError(f"the header line is not valid CSV: {error}") from None
+            raise ImportFileError(
+                gettext("the header line is not valid CSV: %(error)s") % {"error": error}
+            ) from None
         self._lines.next_row()
         missing = [column for column in COLUMNS if column not in header]
         if missing:
             raise ImportFileError(
-                f"the header lacks required column(s) {', '.join(missing)}; "
-                f"expected {','.join(COLUMNS)}, optionally {','.join(OPTIONAL_COLUMNS)} "
-                "(other columns go to attributes)"
+                gettext(
+                    "the header lacks required column(s) %(missing)s; expected %(columns)s, "
+                    "optionally %(optional)s (other columns go to attributes)"
+                )
+                % {
+                    "missing": ", ".join(missing),
+                    "columns": ",".join(COLUMNS),
+                    "optional": ",".join(OPTIONAL_COLUMNS),
+                }
             )
         duplicates = sorted({column for column in header if header.count(column) > 1})
         if duplicates or "" in header:
-            raise ImportFileError(f"the header has duplicate or empty column names: {duplicates}")
+            raise ImportFileError(
+                gettext("the header has duplicate or empty column names: %(names)s")
+                % {"names": duplicates}
+            )
         return header
 
     def batches(self, batch_rows: int) -> Iterator[Batch]:
@@ -189,7 +209,8 @@ class Reader:
             except StopIteration:
                 break
             except csv.Error:  # in non-strict mode only a field over the limit
-                rejects.append(self._broken(f"a field longer than {MAX_FIELD_CHARS:,} characters"))
+                problem = gettext("a field longer than %(limit)s characters")
+                rejects.append(self._broken(problem % {"limit": f"{MAX_FIELD_CHARS:,}"}))
                 continue
             except _Broken as error:
                 rejects.append(self._broken(str(error)))
@@ -215,9 +236,13 @@ class Reader:
         """The reject of a row of the wrong width, or of one spanning lines with a
         line among them that reads as a row of its own (a quote left open)."""
         external_id = row[self._id_position] if self._id_position < len(row) else ""
-        found = f"{len(row)} columns instead of {self._width}"
+        found = gettext("%(found)d columns instead of %(expected)d") % {
+            "found": len(row),
+            "expected": self._width,
+        }
         if not self._lines.kept:
-            return self._broken(f"wrong number of columns: {found}", external_id)
+            problem = gettext("wrong number of columns: %(found)s") % {"found": found}
+            return self._broken(problem, external_id)
         if len(row) != self._width:
             return self._broken(found, external_id)
         for number, line in self._lines.kept:
@@ -226,7 +251,8 @@ class Reader:
             except csv.Error:  # a field over the limit: not a row
                 continue
             if len(fields) == self._width and fields[self._id_position].strip():
-                return self._broken(f"line {number} reads as a row of its own", external_id)
+                problem = gettext("line %(number)d reads as a row of its own")
+                return self._broken(problem % {"number": number}, external_id)
         return None
 
     def _broken(self, problem: str, external_id: str = "") -> Reject:
@@ -238,8 +264,8 @@ class Reader:
             lines.next_row()
             return Reject(first, last, shown_id(external_id), problem)
         lines.read_again()
-        reason = (
-            f"unclosed quote? the quoted field opened on this line runs to line {last} "
-            f"({problem}); lines {first + 1}-{last} were read again as rows of their own"
-        )
+        reason = gettext(
+            "unclosed quote? the quoted field opened on this line runs to line %(last)d "
+            "(%(problem)s); lines %(next)d-%(last)d were read again as rows of their own"
+        ) % {"last": last, "problem": problem, "next": first + 1}
         return Reject(first, first, shown_id(external_id), reason)

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from django.utils.translation import gettext, pgettext
+
 from linking.spreadsheet import safe_cell
 
-HEADER = ("line", "last_line", "external_id", "reason")
 EXCERPT_CHARS = 40
 # A byte the file's encoding could not decode, as errors="surrogateescape" reads it.
 UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -32,13 +33,27 @@ def excerpt(value: str) -> str:
     if len(value) <= EXCERPT_CHARS:
         return repr(value)
     quoted = repr(value[:EXCERPT_CHARS])
-    return f"{quoted[:-1]}…{quoted[-1]} ({len(value):,} characters)"
+    return gettext("%(value)s (%(count)s characters)") % {
+        "value": f"{quoted[:-1]}…{quoted[-1]}",
+        "count": f"{len(value):,}",
+    }
 
 
 def shown_id(value: str) -> str:
     """The external_id column of the report: as read, at most 64 characters,
     undecodable bytes as "?"."""
     return UNDECODABLE.sub("?", value.strip()[:64])
+
+
+def header() -> tuple[str, ...]:
+    """The report's header line in the active language (in English: line, last_line,
+    external_id, reason); external_id is the input file's own column name."""
+    return (
+        pgettext("import report column", "line"),
+        pgettext("import report column", "last_line"),
+        "external_id",
+        pgettext("import report column", "reason"),
+    )
 
 
 class Report:
@@ -54,7 +69,7 @@ class Report:
         if self.path is not None:
             self._file = self.path.open("w", encoding="utf-8", newline="")
             self._writer = csv.writer(self._file)
-            self._writer.writerow(HEADER)
+            self._writer.writerow(header())
         return self
 
     def __exit__(

@@ -19,7 +19,8 @@ from operator import gt, itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from linking.importing.read import COLUMNS, OPTIONAL_COLUMNS, Batch
 from linking.importing.report import UNDECODABLE, Reject, excerpt, shown_id
@@ -134,7 +135,7 @@ def _pool(preparer: "Preparer", workers: int):
     # and never touch the database connection.
     try:
         context = multiprocessing.get_context("fork")
-        return context.Pool(workers, _start_worker, (preparer,))
+        return context.Pool(workers, _start_worker, (preparer, translation.get_language()))
     except (AssertionError, OSError, ValueError):  # no fork, or a daemonic process
         return None
 
@@ -142,9 +143,12 @@ def _pool(preparer: "Preparer", workers: int):
 _worker_preparer: "Preparer | None" = None
 
 
-def _start_worker(preparer: "Preparer") -> None:
+def _start_worker(preparer: "Preparer", language: str | None) -> None:
+    """A worker writes reasons in the language of the import that started it."""
     global _worker_preparer
     _worker_preparer = preparer
+    if language:
+        translation.activate(language)
 
 
 def _prepare_in_worker(batch: Batch) -> Prepared:
@@ -169,7 +173,7 @@ def _without_duplicates(prepared: Prepared, seen: set[str]) -> Prepared:
     for i, external_id in enumerate(prepared.ids):
         if external_id in seen:
             line = prepared.lines[i]
-            reason = "duplicate external_id (first seen earlier in the file)"
+            reason = gettext("duplicate external_id (first seen earlier in the file)")
             rejects.append(Reject(line, line, external_id, reason))
         else:
             seen.add(external_id)
@@ -258,8 +262,10 @@ class Preparer:
         line_user_id = "" if layout.line_position is None else values[layout.line_position]
         if line_user_id and not _LINE_USER_ID.fullmatch(line_user_id):
             raise RowError(
-                f"bad line_user_id {excerpt(line_user_id)} "
-                '(expected "U" and 32 lowercase hexadecimal digits)'
+                gettext(
+                    'bad line_user_id %(value)s (expected "U" and 32 lowercase hexadecimal digits)'
+                )
+                % {"value": excerpt(line_user_id)}
             )
         if attributes:
             pairs = (key + encode_basestring(value) for _c, key, value in attributes)
@@ -345,17 +351,23 @@ def _escaped(fields: tuple[str, ...]) -> str:
 def _check_characters(header: list[str], values: list[str]) -> None:
     for column, value in zip(header, values, strict=True):
         if UNDECODABLE.search(value):
-            raise RowError(f"undecodable bytes in {column} (not valid in the file's encoding)")
+            raise RowError(
+                gettext("undecodable bytes in %(column)s (not valid in the file's encoding)")
+                % {"column": column}
+            )
         if "\x00" in value:
-            raise RowError(f"NUL character in {column}")
+            raise RowError(gettext("NUL character in %(column)s") % {"column": column})
 
 
 def _check_text(fields: tuple[str, ...]) -> None:
     if not fields[0]:
-        raise RowError("missing external_id")
+        raise RowError(gettext("missing external_id"))
     for i, column, limit in _LIMITS:
         if len(fields[i]) > limit:
-            raise RowError(f"{column} longer than {limit} characters")
+            raise RowError(
+                gettext("%(column)s longer than %(limit)d characters")
+                % {"column": column, "limit": limit}
+            )
 
 
 def _parse_birth_date(raw: str, today: date) -> date:
@@ -366,9 +378,11 @@ def _parse_birth_date(raw: str, today: date) -> date:
             raise ValueError
         value = date(*(int(part) for part in match.groups()))
     except ValueError:
-        raise RowError(f"bad birth_date {excerpt(raw)} (expected YYYY-MM-DD)") from None
+        raise RowError(
+            gettext("bad birth_date %(value)s (expected YYYY-MM-DD)") % {"value": excerpt(raw)}
+        ) from None
     if not _EARLIEST_BIRTH <= value <= today:
-        raise RowError(f"birth_date {excerpt(raw)} out of range")
+        raise RowError(gettext("birth_date %(value)s out of range") % {"value": excerpt(raw)})
     return value
 
 
@@ -379,7 +393,9 @@ def _parse_points(raw: str) -> int:
     try:
         points = int(text)
     except ValueError:
-        raise RowError(f"points {excerpt(raw)} is not an integer") from None
+        raise RowError(
+            gettext("points %(value)s is not an integer") % {"value": excerpt(raw)}
+        ) from None
     if abs(points) > _POINTS_LIMIT:
-        raise RowError(f"points {excerpt(raw)} out of range")
+        raise RowError(gettext("points %(value)s out of range") % {"value": excerpt(raw)})
     return points
