@@ -16,6 +16,7 @@ from accounts.models import (
     Customer,
     IssuedUnifiedID,
 )
+from linking.staff import roles
 from linking.staff.read_only import ReadOnlyAdmin
 
 # Django stores a permission's name in English when it migrates ("Can add customer"),
@@ -53,6 +54,21 @@ class PermissionChoiceField(forms.ModelMultipleChoiceField):
         return f"{apps.get_app_config(obj.content_type.app_label).verbose_name} | {name}"
 
 
+class RoleChoiceField(forms.ModelMultipleChoiceField):
+    """A role by its name in the staff's language (the group keeps its stored name)."""
+
+    def label_from_instance(self, obj: Group) -> str:
+        return roles.label(obj.name)
+
+
+class RoleListFilter(admin.RelatedFieldListFilter):
+    """The staff list's filter by role, roles named in the staff's language."""
+
+    def field_choices(self, field, request, model_admin):
+        choices = super().field_choices(field, request, model_admin)
+        return [(pk, roles.label(name)) for pk, name in choices]
+
+
 class _PermissionsInLanguage:
     """Roles and permissions are ticked in plain checkbox lists: the admin's two-list
     picker labels its search icons with an aria-label that WCAG forbids there."""
@@ -63,6 +79,8 @@ class _PermissionsInLanguage:
         if db_field.name in ("permissions", "user_permissions"):
             kwargs["form_class"] = PermissionChoiceField
             kwargs["queryset"] = staff_permissions()
+        if db_field.name == "groups":
+            kwargs["form_class"] = RoleChoiceField
         if db_field.name in ("permissions", "user_permissions", "groups"):
             kwargs["widget"] = forms.CheckboxSelectMultiple
         return super().formfield_for_manytomany(db_field, request, **kwargs)
@@ -84,12 +102,24 @@ class RoleAdmin(_PermissionsInLanguage, GroupAdmin):
     language."""
 
     form = RoleForm
+    list_display = ("role",)
+
+    @admin.display(description=_("role name"), ordering="name")
+    def role(self, obj: Group) -> str:
+        return roles.label(obj.name)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        role = self.get_object(request, object_id)
+        if role is not None:  # the page's subtitle; otherwise the stored name
+            extra_context = {"subtitle": roles.label(role.name), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Customer)
 class CustomerAdmin(_PermissionsInLanguage, UserAdmin):
     ordering = ("-date_joined",)
     list_display = ("unified_id", "email", "name", "is_staff", "date_joined")
+    list_filter = ("is_staff", "is_superuser", "is_active", ("groups", RoleListFilter))
     search_fields = ("unified_id", "email", "name")
     readonly_fields = ("unified_id", "date_joined", "last_login")
     fieldsets = (

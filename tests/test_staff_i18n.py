@@ -195,10 +195,10 @@ def world(
 
 
 def _names_of_things() -> tuple[str, ...]:
-    """What staff or the code named (roles, services, API endpoints, IdP IDs): shown
-    in filters and pickers as named."""
+    """What staff or the code named (services, API endpoints, IdP IDs): shown in
+    filters and pickers as named. Roles are not: the three the code creates are
+    shown by their Japanese names."""
     return (
-        *Group.objects.values_list("name", flat=True),
         *(str(service) for service in LegacyService.objects.all()),
         *ApiCall.objects.values_list("endpoint", flat=True),
         *SocialAccount.objects.values_list("provider", flat=True),
@@ -263,6 +263,35 @@ def test_roles_and_staff_are_given_permissions_named_in_japanese(client, world):
         assert [option for option in options if english_words(option)] == []
     role = client.get("/admin/auth/group/add/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
     assert re.search(r'<label[^>]*for="id_name"[^>]*>ロール名', role)
+
+
+def test_roles_are_named_in_japanese_and_keep_their_stored_names(client, world):
+    """The groups keep the names code looks up (admin, analyst, support); the staff
+    list's filter, the staff form, the role list and a role's page name them in
+    Japanese. A role staff create is shown as they named it."""
+    Group.objects.create(name="店舗スタッフ")
+    verified_login(client, world["staff"])
+    japanese = ["管理者", "分析担当", "サポート担当", "店舗スタッフ"]
+
+    staff_list = client.get("/admin/accounts/customer/", HTTP_ACCEPT_LANGUAGE="ja")
+    (filters,) = re.findall(r'id="changelist-filter".*?</nav>', staff_list.content.decode(), re.S)
+    shown = re.findall(r'<a href="\?groups__id__exact=\d+"[^>]*>\s*([^<]*?)\s*</a>', filters)
+    assert sorted(shown) == sorted(japanese)
+
+    url = f"/admin/accounts/customer/{world['staff'].pk}/change/"
+    form = client.get(url, HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    checkbox = r'<label for="id_groups_\d+"><input type="checkbox"[^>]*>\s*([^<]*?)\s*</label>'
+    assert sorted(re.findall(checkbox, form)) == sorted(japanese)
+
+    roles = client.get("/admin/auth/group/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    listed = re.findall(r'<th class="field-role"><a [^>]*>([^<]*)</a></th>', roles)
+    assert sorted(listed) == sorted(japanese)
+    admin_role = Group.objects.get(name="admin")
+    page = client.get(f"/admin/auth/group/{admin_role.pk}/change/", HTTP_ACCEPT_LANGUAGE="ja")
+    assert "<h2>管理者</h2>" in page.content.decode()
+
+    stored = set(Group.objects.values_list("name", flat=True))
+    assert stored == {"admin", "analyst", "support", "店舗スタッフ"}
 
 
 @pytest.mark.parametrize("device", [True, False], ids=["verify", "enroll"])

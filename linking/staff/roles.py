@@ -1,6 +1,20 @@
 """Staff roles as Django groups. Used by the data migration that creates them."""
 
+from django.utils.translation import pgettext_lazy
+
 ANALYST, SUPPORT, ADMIN = "analyst", "support", "admin"
+# What staff read for each role. The groups keep these names: code looks them up by name.
+LABELS = {
+    ADMIN: pgettext_lazy("staff role", "admin"),
+    ANALYST: pgettext_lazy("staff role", "analyst"),
+    SUPPORT: pgettext_lazy("staff role", "support"),
+}
+
+
+def label(name: str) -> str:
+    """A role's name as staff read it; a role staff created is shown as they named it."""
+    return str(LABELS.get(name, name))
+
 
 # Read-only: every view permission of these apps, and the staff reports.
 VIEW_APPS = ("accounts", "linking", "campaigns", "line_oa")
