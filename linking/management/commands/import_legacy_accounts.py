@@ -22,8 +22,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--report",
             type=Path,
-            help="CSV of rejected rows (line, last_line, external_id, reason); "
-            "default FILE.rejected.csv when any row is rejected",
+            help="CSV of rejected rows (line, last_line, external_id, reason; header and "
+            "reasons in LANGUAGE_CODE); default FILE.rejected.csv when any row is rejected",
         )
 
     def handle(self, *args, service_code: str, file: Path, encoding: str, report, **options):
