@@ -4,13 +4,14 @@ other hosts (the IdPs' fakes) are not ours to audit. squeezed() finds text wrapp
 one character a line."""
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from playwright.sync_api import Page
 
-from tests.fixtures.browser import squeezed
+from tests.fixtures.browser import HOLD_SECONDS, squeezed
 
 pytestmark = pytest.mark.browser
 
@@ -24,18 +25,26 @@ SQUEEZED = (
     "ポイント履歴</h1><h2>ポイント履歴</h2></main>"
 )
 MODERATE = '<!doctype html><html lang="ja"><title>z</title><main><p>z</p></main>'
+# A page that has not loaded (an image still on its way) when a click leaves it.
+SLOW = (
+    '<!doctype html><html lang="ja"><title>w</title><main><h1>w</h1>'
+    '<img src="/slow.png"><a href="/good/">next</a></main>'
+)
 PAGES = {
     "/squeezed/": SQUEEZED,
     "/bad/": BAD,
     "/admin/bad/": BAD,
     "/admin/moderate/": MODERATE,
     "/good/": GOOD,
+    "/slow/": SLOW,
     "/admin/good/": GOOD,
 }
 
 
 class _Pages(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == "/slow.png":
+            time.sleep(HOLD_SECONDS + 1)
         body = PAGES.get(self.path.split("?")[0], "").encode()
         self.send_response(200 if body else 404)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -66,6 +75,18 @@ def test_a_page_left_at_once_is_audited_before_the_next_one_loads(page: Page, po
     assert [failure.split(":")[0] for failure in audit.failures] == ["/bad/"]
     assert "image-alt (critical)" in audit.failures[0]
     audit.failures.clear()  # seen: the fixture's own report at the end would fail
+
+
+def test_a_page_a_click_leaves_before_it_loaded_is_audited_again_by_its_address(page: Page, port):
+    page.goto(f"http://localhost:{port}/slow/", wait_until="commit")
+    page.get_by_role("link", name="next").click()
+    page.wait_for_url("**/good/")
+    audit = page.axe_audit
+    audit.finish(page.context)
+    assert sorted(audit.pages) == ["/good/", "/slow/"]
+    assert [failure.split(":")[0] for failure in audit.failures] == ["/slow/"]
+    assert "image-alt (critical)" in audit.failures[0]
+    audit.failures.clear()
 
 
 def test_staff_pages_fail_only_on_critical_or_serious_and_others_are_not_audited(page: Page, port):
