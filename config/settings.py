@@ -597,7 +597,7 @@ OUTBOUND_CA_BUNDLE = env("OUTBOUND_CA_BUNDLE")
 # (pyspark, the `spark` extra; a master URL such as spark://host:7077 for a cluster).
 MATCHING_BACKEND = env("MATCHING_BACKEND", "duckdb")
 MATCHING_SPARK_MASTER = env("MATCHING_SPARK_MASTER", "local[2]")
-MATCHING_SPARK_DRIVER_MEMORY = env("MATCHING_SPARK_DRIVER_MEMORY", "2g")
+MATCHING_SPARK_DRIVER_MEMORY = env("MATCHING_SPARK_DRIVER_MEMORY", "4g")
 MATCHING_SPARK_PARTITIONS = env_int("MATCHING_SPARK_PARTITIONS", 8)
 
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "webhooks.sweep", "schedule": 60.0}
