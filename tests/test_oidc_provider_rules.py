@@ -7,7 +7,6 @@ Basic credentials, limits per client and per address counted before the secret i
 checked, one password hash per attempt known client or not), introspection."""
 
 import json
-import threading
 from datetime import timedelta
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
@@ -19,10 +18,10 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import limits, oidc_views
-from accounts.hashers import Argon2idPasswordHasher
 from accounts.models import ProviderGrant, SpentRefreshToken
 from accounts.oidc_provider import prune_provider_grants
 from tests.fixtures.mfa import pass_second_factor, sign_in_with_password
+from tests.hash_counting import Hashes
 from tests.oidc_support import (
     CALLBACK,
     TOKEN,
@@ -208,65 +207,39 @@ def test_new_client_secrets_survive_form_urlencoding():
     assert quote_plus(secret) == secret and len(secret) >= 48
 
 
-class CountingHasher(Argon2idPasswordHasher):
-    """The site's hasher, counting the hashes it computes, made or checked."""
-
-    computed = 0
-    _lock = threading.Lock()
-
-    @classmethod
-    def _count(cls) -> None:
-        with cls._lock:
-            cls.computed += 1
-
-    def encode(self, password: str, salt: str) -> str:
-        self._count()
-        return super().encode(password, salt)
-
-    def verify(self, password: str, encoded: str) -> bool:
-        self._count()
-        return super().verify(password, encoded)
-
-
 @pytest.fixture
-def hashes(settings):
-    settings.PASSWORD_HASHERS = [f"{__name__}.CountingHasher", *settings.PASSWORD_HASHERS[1:]]
-
-    def since(start: list[int]) -> int:
-        counted, start[0] = CountingHasher.computed - start[0], CountingHasher.computed
-        return counted
-
-    return since
+def hashes(settings) -> Hashes:
+    return Hashes(settings)
 
 
 def test_a_known_client_is_refused_after_its_limit_before_its_secret_is_checked(
     old_style_app, hashes
 ):
-    start = [CountingHasher.computed]
+    hashes.since()
     wrong = basic(old_style_app.client_id, "wrong-secret")
     for number in range(limits.rule(oidc_views.PER_CLIENT).amount):
         # Each from its own address: the per-client limit is what holds.
         assert _client_credentials(wrong, ip=f"203.0.113.{number}").status_code == 401
-    assert hashes(start) == limits.rule(oidc_views.PER_CLIENT).amount
+    assert hashes.since() == limits.rule(oidc_views.PER_CLIENT).amount
     right = basic(old_style_app.client_id, OLD_STYLE_SECRET)
     refused = _client_credentials(right, ip="198.51.100.1")
     assert refused.status_code == 429 and refused.json()["error"] == "temporarily_unavailable"
-    assert hashes(start) == 0
+    assert hashes.since() == 0
 
 
 def test_unknown_clients_cost_one_hash_each_and_count_per_address(old_style_app, hashes):
-    start = [CountingHasher.computed]
+    hashes.since()
     for number in range(limits.rule(oidc_views.PER_ADDRESS).amount):
         unknown = basic(f"no-such-client-{number}", "some-secret")
         assert _client_credentials(unknown).status_code == 401
-    assert hashes(start) == limits.rule(oidc_views.PER_ADDRESS).amount
+    assert hashes.since() == limits.rule(oidc_views.PER_ADDRESS).amount
     known_wrong = basic(old_style_app.client_id, "wrong")
     assert _client_credentials(known_wrong, ip="192.0.2.1").status_code == 401
-    assert hashes(start) == 1  # a known client with a wrong secret: the same one hash
+    assert hashes.since() == 1  # a known client with a wrong secret: the same one hash
     # From the address that used up its limit even the right secret is not checked.
     right = basic(old_style_app.client_id, OLD_STYLE_SECRET)
     assert _client_credentials(right).status_code == 429
-    assert hashes(start) == 0
+    assert hashes.since() == 0
 
 
 def test_successes_do_not_use_up_the_limit(old_style_app):

@@ -4,7 +4,6 @@ sign-in attempt, at /admin/login/ or /accounts/login/, costs exactly one passwor
 hash whoever the email belongs to. Costs are counted with a counting hasher."""
 
 import re
-import threading
 
 import pytest
 from allauth.account.adapter import get_adapter
@@ -14,50 +13,18 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts import backends, limits
-from accounts.hashers import Argon2idPasswordHasher
 from accounts.models import Customer
 from tests.conftest import PASSWORD
+from tests.hash_counting import Hashes
 from tests.http_race import all_at_once, csrf_token, english_session
 
 ADMIN_LOGIN = "/admin/login/"
 WRONG = "guess-Wrong-1"
 
 
-class CountingHasher(Argon2idPasswordHasher):
-    """The site's hasher, counting each password hash it computes, made or checked."""
-
-    computed = 0
-    _lock = threading.Lock()
-
-    @classmethod
-    def _count(cls) -> None:
-        with cls._lock:
-            cls.computed += 1
-
-    def encode(self, password: str, salt: str) -> str:
-        self._count()
-        return super().encode(password, salt)
-
-    def verify(self, password: str, encoded: str) -> bool:
-        self._count()
-        return super().verify(password, encoded)
-
-
-class Hashes:
-    def __init__(self) -> None:
-        self.start = CountingHasher.computed
-
-    def since(self) -> int:
-        """Hashes computed since the last call (or since the fixture began)."""
-        now = CountingHasher.computed
-        counted, self.start = now - self.start, now
-        return counted
-
-
 @pytest.fixture
 def hashes(settings) -> Hashes:
-    settings.PASSWORD_HASHERS = [f"{__name__}.CountingHasher", *settings.PASSWORD_HASHERS[1:]]
-    return Hashes()
+    return Hashes(settings)
 
 
 def _too_many() -> str:
