@@ -134,8 +134,24 @@ class Period:
         return self.linked / self.accounts if self.accounts else None
 
 
+class _Rates:
+    """Clicks and links over what may have arrived (reached), per funnel row."""
+
+    reached: int
+    clicked: int
+    linked: int
+
+    @property
+    def click_rate(self) -> float | None:
+        return self.clicked / self.reached if self.reached else None
+
+    @property
+    def link_rate(self) -> float | None:
+        return self.linked / self.reached if self.reached else None
+
+
 @dataclass
-class FunnelStep:
+class FunnelStep(_Rates):
     """One step of one campaign by one channel (email or LINE)."""
 
     campaign_id: int
@@ -161,20 +177,12 @@ class FunnelStep:
         return self.sent + self.unconfirmed
 
     @property
-    def click_rate(self) -> float | None:
-        return self.clicked / self.reached if self.reached else None
-
-    @property
-    def link_rate(self) -> float | None:
-        return self.linked / self.reached if self.reached else None
-
-    @property
     def click_to_link(self) -> float | None:
         return self.linked / self.clicked if self.clicked else None
 
 
 @dataclass
-class ChannelFigures:
+class ChannelFigures(_Rates):
     """Every funnel row of one channel together: reached -> clicked -> linked."""
 
     channel: str
@@ -185,14 +193,6 @@ class ChannelFigures:
     @property
     def label(self) -> str:
         return Channel(self.channel).label
-
-    @property
-    def click_rate(self) -> float | None:
-        return self.clicked / self.reached if self.reached else None
-
-    @property
-    def link_rate(self) -> float | None:
-        return self.linked / self.reached if self.reached else None
 
 
 @dataclass
