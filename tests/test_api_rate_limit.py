@@ -1,9 +1,15 @@
 """The API's per-client rate limit: calls per minute counted in accounts.limits,
-one count for every web process, told to the client exactly."""
+one count for every web process, told to the client in the RateLimit fields."""
+
+from django.test import Client
+from django.urls import reverse
 
 from accounts import limits
 from linking.api.openapi import RATE_LIMIT_WINDOW_SECONDS
+from tests.api_support import bearer, fetch_token
 from tests.campaign_support import wait_until
+
+pytest_plugins = ["tests.fixtures.api"]
 
 
 def _per_minute(amount: int) -> limits.RateLimitItem:
@@ -42,3 +48,22 @@ def test_a_new_window_starts_from_zero(db):
     assert [limits.take(rate, "api", "windowed").count for _ in range(3)] == [1, 1, 0]
 
     wait_until(lambda: limits.take(rate, "api", "windowed").count == 1, what="a new window")
+
+
+def test_a_busy_client_is_counted_in_blocks_and_told_what_is_left(db, make_client, service):
+    registered = make_client(services=[service], rate_limit_per_minute=1000)
+    token = fetch_token(registered, scope="resolve")
+    resolve = reverse("api:resolve")
+
+    answers = [
+        Client().get(resolve, {"service": "store", "external_id": "S1"}, **bearer(token))
+        for _ in range(3)
+    ]
+
+    assert [answer.status_code for answer in answers] == [404] * 3
+    assert [answer["RateLimit"].split(";")[1] for answer in answers] == [
+        "r=999", "r=998", "r=997"
+    ]  # fmt: skip
+    rate = _per_minute(1000)
+    shared = limits.storage().get(rate.key_for("api", registered.client_id))
+    assert shared == 10  # one block of 1/100 taken for the three calls

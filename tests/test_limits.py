@@ -132,6 +132,77 @@ def test_counts_are_shared_with_another_process(transactional_db, tmp_path):
         next(database, None)
 
 
+# --- a busy rate, spent from blocks (the API's calls per client) -----------------
+
+
+def _shared_count(rate: limits.RateLimitItem, *identifiers: str) -> int:
+    return limits.storage().get(rate.key_for(*identifiers))
+
+
+def test_a_busy_rate_takes_from_the_shared_count_a_block_at_a_time():
+    rate = limits.rate(1000, 60)  # blocks of 10
+
+    grants = [limits.take_one(rate, "api", "busy") for _ in range(25)]
+
+    assert [grant.count for grant in grants] == [1] * 25
+    assert _shared_count(rate, "api", "busy") == 30  # three round trips, not 25
+    assert [grant.remaining for grant in grants] == list(range(999, 974, -1))
+    assert all(0 < grant.resets_in <= 60 for grant in grants)
+
+
+def test_a_small_rate_is_counted_call_by_call():
+    rate = limits.rate(3, 60)
+    assert [limits.take_one(rate, "api", "small").count for _ in range(4)] == [1, 1, 1, 0]
+    assert _shared_count(rate, "api", "small") == 3
+
+
+def test_blocks_never_grant_more_than_the_rule_across_processes(transactional_db, tmp_path):
+    database = database_url_for_worker(tmp_path)
+    url = next(database)
+    try:
+        rate = limits.rate(300, 60)  # blocks of 3
+        assert limits.take_one(rate, "api", "shared").count == 1  # holds 2 more
+        script = (
+            "import django; django.setup(); from accounts import limits; "
+            "rate = limits.rate(300, 60); "
+            "print(sum(iter(lambda: limits.take_one(rate, 'api', 'shared').count, 0)))"
+        )
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": url}
+        other = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert other.returncode == 0, other.stderr
+        assert other.stdout.strip() == "297"
+        here = [limits.take_one(rate, "api", "shared").count for _ in range(3)]
+        assert here == [1, 1, 0]  # the rest of this process's block, then no more
+    finally:
+        next(database, None)
+
+
+def test_a_block_is_not_spent_after_its_window_ends():
+    rate = limits.rate(200, 1)  # blocks of 2, windows of one second
+    assert limits.take_one(rate, "api", "windowed").count == 1  # holds 1 more
+    wait_until(lambda: _shared_count(rate, "api", "windowed") == 0, what="a new window")
+
+    assert limits.take_one(rate, "api", "windowed").count == 1
+
+    assert _shared_count(rate, "api", "windowed") == 2  # a new block, from the new window
+
+
+def test_a_forked_child_does_not_spend_its_parents_block(settings):
+    settings.RATE_LIMIT_STORAGE_URL = "memory://"  # the child's count is its own copy
+    limits.reset()
+    rate = limits.rate(1000, 60)
+    limits.take_one(rate, "api", "forked")  # the parent holds 9 of a block of 10
+    child = os.fork()
+    if child == 0:
+        limits.take_one(rate, "api", "forked")
+        os._exit(0 if _shared_count(rate, "api", "forked") == 20 else 1)
+    _pid, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _shared_count(rate, "api", "forked") == 10
+
+
 # --- the database storage (accounts.limits.database), pinned against limits' API ---
 
 

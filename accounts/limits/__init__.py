@@ -7,6 +7,8 @@ counted before they are checked; rates grant what is left.
 import functools
 import hashlib
 import math
+import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -47,6 +49,7 @@ def reset() -> None:
     """Forget every count (tests start from zero)."""
     storage().reset()
     _window_ends.clear()
+    _forget_blocks()
 
 
 # --- guesses: passwords, codes, client secrets -------------------------------
@@ -157,3 +160,51 @@ def header_fields(policy: str, item: RateLimitItem, grant: Grant) -> tuple[str, 
 
 def seconds_to_reset(grant: Grant) -> int:
     return max(1, math.ceil(grant.resets_in))
+
+
+# --- a busy rate, spent from blocks: an API client's calls ---------------------
+
+BLOCKS_PER_WINDOW = 100
+
+
+@dataclass
+class _Block:
+    left: int  # taken from the shared count by this process, not yet spent
+    shared_remaining: int  # left in the shared window when the block was taken
+    ends: float  # when that window ends
+
+
+def take_one(item: RateLimitItem, *identifiers: str) -> Grant:
+    """One unit of a busy rate (an API client's calls), as take() would grant it, but
+    taken from the shared count a block of 1/BLOCKS_PER_WINDOW of the rule at a time
+    and spent by this process call by call: one round trip per block, not per call.
+    Never more than the rule is granted across processes. The price, above 100 a
+    window: each process may hold part of a block when its client reaches the limit,
+    so the client may be refused up to 1% of the rule per process early, and the
+    remaining count is this process's view (exact with one process)."""
+    key = item.key_for(*identifiers)
+    with _blocks_lock:
+        now = time.time()
+        block = _blocks.get(key)
+        if block is None or block.left == 0 or block.ends <= now:
+            grant = take(item, *identifiers, wanted=max(1, item.amount // BLOCKS_PER_WINDOW))
+            if len(_blocks) > 10_000:
+                _blocks.clear()
+            block = _blocks[key] = _Block(grant.count, grant.remaining, now + grant.resets_in)
+        if block.left == 0:
+            return Grant(0, 0, block.ends - now)
+        block.left -= 1
+        return Grant(1, block.shared_remaining + block.left, block.ends - now)
+
+
+_blocks: dict[str, _Block] = {}
+_blocks_lock = threading.Lock()
+
+
+def _forget_blocks() -> None:
+    # A forked child must not spend its parent's blocks (both would spend them).
+    global _blocks, _blocks_lock
+    _blocks, _blocks_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_blocks)

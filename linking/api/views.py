@@ -56,7 +56,7 @@ def api_endpoint(*, name: str, scope: str, method: str) -> Callable[[View], View
                 return _unauthorized(request)
             call = Call()
             rate = limits.rate(client.rate_limit_per_minute, RATE_LIMIT_WINDOW_SECONDS)
-            quota = limits.take(rate, "api", client.client_id)
+            quota = limits.take_one(rate, "api", client.client_id)
             if not quota.count:
                 wait = limits.seconds_to_reset(quota)
                 response = p.problem(p.RATE_LIMITED, request, f"come back in {wait} seconds")
