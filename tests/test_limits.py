@@ -186,7 +186,20 @@ def test_a_block_is_not_spent_after_its_window_ends():
 
     assert limits.take_one(rate, "api", "windowed").count == 1
 
-    assert _shared_count(rate, "api", "windowed") == 2  # a new block, from the new window
+    assert _shared_count(rate, "api", "windowed") == 1  # taken from the new window
+
+
+def test_blocks_are_not_taken_again_and_again_as_a_window_ends():
+    """Redis tells a window's end to the whole second, early: in a window's last
+    second each call would find its block's window over and take a new block, until
+    the rule was used up and calls refused. There, calls are taken one at a time."""
+    rate = limits.rate(1_000_000, 3)  # blocks of 10,000, windows of three seconds
+    key = rate.key_for("api", "tail")
+    limits.storage().incr(key, rate.get_expiry())  # another process opened the window
+    granted, ends = [], time.monotonic() + rate.get_expiry() + 0.5
+    while time.monotonic() < ends:  # through the window's end, into the next
+        granted.append(limits.take_one(rate, "api", "tail").count)
+    assert set(granted) == {1}
 
 
 def test_a_forked_child_does_not_spend_its_parents_block(settings):

@@ -177,7 +177,8 @@ class _Block:
 def take_one(item: RateLimitItem, *identifiers: str) -> Grant:
     """One unit of a busy rate (an API client's calls), as take() would grant it, but
     taken from the shared count a block of 1/BLOCKS_PER_WINDOW of the rule at a time
-    and spent by this process call by call: one round trip per block, not per call.
+    and spent by this process call by call: one round trip per block, not per call
+    (call by call again in a window's last two seconds).
     Never more than the rule is granted across processes. The price, above 100 a
     window: each process may hold part of a block when its client reaches the limit,
     so the client may be refused up to 1% of the rule per process early, and the
@@ -187,7 +188,11 @@ def take_one(item: RateLimitItem, *identifiers: str) -> Grant:
         now = time.time()
         block = _blocks.get(key)
         if block is None or block.left == 0 or block.ends <= now:
-            grant = take(item, *identifiers, wanted=max(1, item.amount // BLOCKS_PER_WINDOW))
+            # Redis tells a window's end to the whole second, early: near it, a block
+            # would be taken again on every call, so there calls are taken one by one.
+            near_end = block is not None and block.ends - now < 2
+            wanted = 1 if near_end else max(1, item.amount // BLOCKS_PER_WINDOW)
+            grant = take(item, *identifiers, wanted=wanted)
             if len(_blocks) > 10_000:
                 _blocks.clear()
             block = _blocks[key] = _Block(grant.count, grant.remaining, now + grant.resets_in)
