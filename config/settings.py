@@ -164,9 +164,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Cache: allauth's rate limits live here, so production points it at Redis to share
 # the counters between web processes.
 CACHE_URL = env("CACHE_URL")
+# How long a call to Redis (the cache, the rate limits) may wait: a Redis that stopped
+# answering makes a request fail (503) instead of hanging.
+REDIS_TIMEOUT_SECONDS = float(env("REDIS_TIMEOUT_SECONDS", "2"))
+REDIS_OPTIONS = {
+    "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+    "socket_timeout": REDIS_TIMEOUT_SECONDS,
+}
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": REDIS_OPTIONS,
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

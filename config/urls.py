@@ -8,7 +8,7 @@ from django.views import defaults
 from accounts import oidc_views
 from accounts import views as account_views
 from accounts.stepup import step_up_required
-from config import views
+from config import unavailable, views
 from linking.api import problems
 
 
@@ -92,4 +92,5 @@ urlpatterns = [
 # Django's error pages, except under /api/: problem details there (problems.py).
 handler400 = problems.or_page(problems.INVALID_REQUEST, defaults.bad_request)
 handler404 = problems.or_page(problems.NOT_FOUND, defaults.page_not_found)
-handler500 = problems.or_page(problems.SERVER_ERROR, defaults.server_error)
+# A service away (the database, Redis): 503 with Retry-After (unavailable.py).
+handler500 = unavailable.server_error

@@ -42,7 +42,12 @@ def storage() -> Storage:
 def _storage_at(url: str) -> Storage:
     import accounts.limits.database  # noqa: F401  (registers database://)
 
-    return storage_from_string(url)
+    # Every storage's failures as limits' StorageError (the site answers 503); Redis
+    # with timeouts, so a Redis that stopped answering fails a request, not hangs it.
+    redis = url.startswith(("redis://", "rediss://", "redis+unix://"))
+    return storage_from_string(
+        url, wrap_exceptions=True, **(settings.REDIS_OPTIONS if redis else {})
+    )
 
 
 def reset() -> None:

@@ -48,10 +48,16 @@ def _headers(*names: str) -> dict:
 
 
 def _problem(status: int, description: str, kinds: list[problems.Kind]) -> dict:
-    headers = [] if status == 401 else ["RateLimit-Policy", "RateLimit"]
+    headers = [] if status in (401, 503) else ["RateLimit-Policy", "RateLimit"]
     headers += {401: ["WWW-Authenticate"], 403: ["WWW-Authenticate"]}.get(status, [])
     headers += {405: ["Allow"], 429: ["Retry-After"]}.get(status, [])
     described = _headers(*headers)
+    if status == 503:
+        described["Retry-After"] = {
+            "description": "Seconds to wait before trying again.",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
     if status == 403 and kinds != [problems.INSUFFICIENT_SCOPE]:
         described["WWW-Authenticate"] = {
             "description": "The Bearer challenge, with insufficient_scope only.",
@@ -103,6 +109,11 @@ _COMMON_ERRORS = {
     "405": _problem(405, "Another method than this path answers.", [problems.METHOD_NOT_ALLOWED]),
     "429": _problem(429, "Rate limit reached; see Retry-After.", [problems.RATE_LIMITED]),
     "500": _problem(500, "The server failed; the failure is logged.", [problems.SERVER_ERROR]),
+    "503": _problem(
+        503,
+        "The database or Redis is briefly away; see Retry-After.",
+        [problems.SERVICE_UNAVAILABLE],
+    ),
 }
 
 

@@ -40,6 +40,7 @@ BODY_TOO_LARGE = Kind(413, "body_too_large", "Request body too large")
 UNSUPPORTED_MEDIA_TYPE = Kind(415, "unsupported_media_type", "Unsupported media type")
 RATE_LIMITED = Kind(429, "rate_limited", "Rate limit reached")
 SERVER_ERROR = Kind(500, "server_error", "Internal server error")
+SERVICE_UNAVAILABLE = Kind(503, "service_unavailable", "Service unavailable")
 
 KINDS = (
     INVALID_REQUEST,
