@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import consent
-from linking.campaigns import control, links, planning, selectors, sending
+from linking.campaigns import by_line, control, links, planning, selectors, sending
 from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
 from linking.line.models import LineFriend
 from linking.models import LegacyAccount
@@ -309,3 +309,21 @@ def test_quiet_hours_hold_back_line_and_email_alike(
     assert send_everything(campaign) == 2
     assert [m.to for m in fake_line.messages()] == [friend.line_user_id]
     assert smtp_sink.recipients() == {"e1@example.jp": 1}
+
+
+def test_a_line_message_is_in_the_accounts_language_when_the_campaign_has_it(
+    make_campaign, make_account, make_service
+):
+    app = make_service("app")
+    japanese = make_account("A1", service=app, name="佐藤")
+    english = make_account("A2", service=app, name="Jane", attributes={"language": "en"})
+    both = make_campaign(
+        services=[app],
+        line_text_ja="{{ name }}様 {{ link }}",
+        line_text_en="Dear {{ name }} {{ link }}",
+    )
+    japanese_only = make_campaign(services=[app], line_text_ja="{{ name }}様 {{ link }}")
+
+    assert by_line.text(both, japanese, link="L") == "佐藤様 L"
+    assert by_line.text(both, english, link="L") == "Dear Jane L"
+    assert by_line.text(japanese_only, english, link="L") == "Jane様 L"

@@ -12,7 +12,7 @@ from django.utils import translation
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
-from linking.campaigns.content import fill, link_url
+from linking.campaigns.content import fill, link_url, wanted_language
 from linking.campaigns.models import Campaign, Delivery, Suppression
 from linking.line import client
 from linking.line.models import LineFriend
@@ -55,8 +55,9 @@ def link_token(delivery: Delivery) -> str:
 
 
 def language_for(account: LegacyAccount, campaign: Campaign) -> str:
-    wanted = (account.attributes or {}).get("language") or account.service.default_language
-    if wanted == Language.EN and campaign.line_text_en:
+    """The language of the account's LINE message: the one it wants, Japanese when
+    the campaign has no English LINE text."""
+    if wanted_language(account) == Language.EN and campaign.line_text_en:
         return Language.EN
     return Language.JA
 

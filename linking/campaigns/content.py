@@ -44,11 +44,15 @@ def fill(template: str, values: dict[str, str], *, html: bool = False) -> str:
     return _PLACEHOLDER.sub(value, template)
 
 
+def wanted_language(account: LegacyAccount) -> str:
+    """The record's own language if it has one, else its service's default."""
+    return (account.attributes or {}).get("language") or account.service.default_language
+
+
 def language_for(account: LegacyAccount, campaign: Campaign) -> str:
-    """The record's own language if it has one, else its service's default; Japanese
-    when the campaign has no English text."""
-    wanted = (account.attributes or {}).get("language") or account.service.default_language
-    if wanted == Language.EN and campaign.subject_en and campaign.text_en:
+    """The language of the account's email: the one it wants, Japanese when the
+    campaign has no English email."""
+    if wanted_language(account) == Language.EN and campaign.subject_en and campaign.text_en:
         return Language.EN
     return Language.JA
 
