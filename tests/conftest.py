@@ -3,6 +3,7 @@ import os
 import pytest
 from allauth.account.models import EmailAddress
 from django.core.cache import cache
+from django.utils import translation
 
 from accounts import limits
 from accounts.limits.database import DatabaseStorage
@@ -64,6 +65,14 @@ def _static_without_manifest(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def in_english():
+    """Messages in English, for modules that assert the English ones (their Japanese
+    ones are asserted elsewhere)."""
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import io
 import itertools
 
 import pytest
-from django.utils import translation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,11 +28,8 @@ huge_cells = st.sampled_from([0, 300, 5_000, 200_000]).map(lambda n: "長" * n)
 rows = st.lists(st.lists(cells | huge_cells, min_size=0, max_size=10), max_size=8)
 
 
-@pytest.fixture(autouse=True)
-def english():
-    """The reasons asserted here are the English ones (test_import_i18n: Japanese)."""
-    with translation.override("en"):
-        yield
+# The reasons asserted here are the English ones (test_import_i18n: Japanese).
+pytestmark = pytest.mark.usefixtures("in_english")
 
 
 def _service() -> LegacyService:

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from linking.importing import KEYS_VERSION, ImportResult, import_legacy_accounts
 from linking.models import LegacyAccount, LegacyService
@@ -26,16 +26,8 @@ ROWS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def english():
-    """The reasons asserted here are the English ones (test_import_i18n: Japanese)."""
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture
-def service(db) -> LegacyService:
-    return LegacyService.objects.create(code="store", name_ja="オンラインストア")
+# The reasons asserted here are the English ones (test_import_i18n: Japanese).
+pytestmark = pytest.mark.usefixtures("in_english")
 
 
 def write_csv(tmp_path: Path, lines: list[str], encoding: str = "utf-8", name: str = "x.csv"):

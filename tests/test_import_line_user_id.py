@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import pytest
-from django.utils import translation
 
 from linking.importing import import_legacy_accounts
 from linking.models import LegacyAccount, LegacyService
@@ -15,16 +14,8 @@ HEADER = "external_id,email,phone,name,name_kana,birth_date,password_hash,points
 FRIEND = "U" + "0123456789abcdef" * 2
 
 
-@pytest.fixture(autouse=True)
-def english():
-    """The reasons asserted here are the English ones (test_import_i18n: Japanese)."""
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture
-def service(db) -> LegacyService:
-    return LegacyService.objects.create(code="store", name_ja="オンラインストア")
+# The reasons asserted here are the English ones (test_import_i18n: Japanese).
+pytestmark = pytest.mark.usefixtures("in_english")
 
 
 def _import(service: LegacyService, tmp_path: Path, lines: list[str]):
