@@ -3,6 +3,8 @@ official SDK (host LINE_API_URL, the Official Account's access token, a timeout 
 each call), and LINE Login's friendship status. Failures come out as LineError, so
 callers handle one exception and never a library's."""
 
+import functools
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,21 +60,30 @@ def retry_key(*parts: object) -> str:
     return str(uuid.uuid5(_RETRY_KEYS, "\x1f".join(str(part) for part in parts)))
 
 
+@functools.cache
+def _api_client(host: str, access_token: str) -> ApiClient:
+    """One per process and settings: its connections to LINE are kept between calls,
+    so a campaign's pushes do not each open (and TLS-handshake) a connection."""
+    configuration = Configuration(host=host, access_token=access_token)
+    configuration.retries = 1  # a refused connection once more; a POST is never re-sent
+    return ApiClient(configuration)
+
+
+# A forked worker opens its own connections rather than share its parent's.
+os.register_at_fork(after_in_child=_api_client.cache_clear)
+
+
 @contextmanager
 def messaging_api() -> Iterator[MessagingApi]:
-    configuration = Configuration(
-        host=settings.LINE_API_URL, access_token=settings.LINE_MESSAGING_ACCESS_TOKEN
-    )
-    configuration.retries = 1  # a refused connection once more; a POST is never re-sent
-    with ApiClient(configuration) as api_client:
-        try:
-            yield MessagingApi(api_client)
-        except ApiException as exc:
-            raise LineError(
-                f"LINE answered {exc.status}: {exc.body!r}", status=exc.status or 0
-            ) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise LineError(f"LINE could not be reached: {exc}") from exc
+    api_client = _api_client(settings.LINE_API_URL, settings.LINE_MESSAGING_ACCESS_TOKEN)
+    try:
+        yield MessagingApi(api_client)
+    except ApiException as exc:
+        raise LineError(
+            f"LINE answered {exc.status}: {exc.body!r}", status=exc.status or 0
+        ) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise LineError(f"LINE could not be reached: {exc}") from exc
 
 
 def _timeout() -> float:

@@ -167,6 +167,7 @@ class FakeIdP:
         self._tamper: dict[str, Tamper] = {}
         self._codes: dict[str, _Grant] = {}
         self._access_tokens: dict[str, _Access] = {}
+        self.connections = 0  # TCP connections accepted so far
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.idp = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(
@@ -176,6 +177,10 @@ class FakeIdP:
         self._routes = self.routes()
 
     # Control, for tests.
+
+    def connection_opened(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def start(self) -> "FakeIdP":
         self._thread.start()
@@ -543,6 +548,13 @@ def _redirect(redirect_uri: str, params: dict) -> Response:
 
 class _Handler(BaseHTTPRequestHandler):
     server: ThreadingHTTPServer
+    # Connections are kept between requests, as the real platforms keep them (every
+    # answer carries Content-Length).
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.idp.connection_opened()  # type: ignore[attr-defined]
 
     def do_GET(self) -> None:
         self._serve("GET")
