@@ -3,7 +3,9 @@ Retry-After, a page in the customer's language or a problem under /api/, never a
 500 and never a wait without end; and answers come back with the service, with no
 restart."""
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -17,8 +19,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from tests.api_support import bearer, fetch_token
-from tests.cable import Cable
-from tests.campaign_support import WAIT_SECONDS, free_port, wait_until
+from tests.campaign_support import WAIT_SECONDS, TcpProxy, free_port, wait_until
 
 pytest_plugins = ["tests.fixtures.api"]
 
@@ -79,7 +80,10 @@ def test_an_api_call_answers_a_503_problem_when_the_limits_are_away(make_client,
 
 def test_a_redis_that_stops_answering_fails_the_request_instead_of_holding_it(db, settings):
     settings.REDIS_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
-    with Cable(service_port=None) as silent, _limits_at(f"redis://127.0.0.1:{silent.port}/0"):
+    # Connections are taken (the kernel's backlog) and never answered.
+    silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    with contextlib.closing(silent), _limits_at(f"redis://127.0.0.1:{port}/0"):
         answers = []
         asking = threading.Thread(target=lambda: answers.append(_sign_in()), daemon=True)
         asking.start()
@@ -95,13 +99,14 @@ def test_a_redis_that_stops_answering_fails_the_request_instead_of_holding_it(db
 )
 def test_answers_come_back_when_redis_does(db):
     redis_port = int(django_settings.CACHE_URL.split(":")[2].split("/")[0])
-    with Cable(service_port=redis_port) as cable, _limits_at(f"redis://127.0.0.1:{cable.port}/14"):
+    cable = TcpProxy("127.0.0.1", redis_port)
+    with contextlib.closing(cable), _limits_at(f"redis://127.0.0.1:{cable.port}/14"):
         assert _sign_in().status_code == 200  # the form again: wrong password
 
-        cable.pull()
+        cable.pause()
         assert _sign_in().status_code == 503
 
-        cable.plug()
+        cable.resume()
         assert _sign_in().status_code == 200
 
 
@@ -132,7 +137,8 @@ def test_the_database_away_answers_503_and_answers_come_back_with_it(tmp_path):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL on this machine (DATABASE_URL=postgres://...)")
     db = connection.settings_dict
-    with Cable(service_port=int(db["PORT"] or 5432)) as cable:
+    cable = TcpProxy("127.0.0.1", int(db["PORT"] or 5432))
+    with contextlib.closing(cable):
         url = f"postgres://{db['USER']}@127.0.0.1:{cable.port}/{db['NAME']}"
         server, site = _serve(url, tmp_path / "gunicorn.log")
         try:
@@ -155,7 +161,7 @@ def test_the_database_away_answers_503_and_answers_come_back_with_it(tmp_path):
             wait_until(answered, what="the site to start")
             assert api("unknown-1").status_code == 401
 
-            cable.pull()
+            cable.pause()
             away_page = requests.get(timeout=30, allow_redirects=False, **page)
             away_api = api("unknown-2")
 
@@ -165,7 +171,7 @@ def test_the_database_away_answers_503_and_answers_come_back_with_it(tmp_path):
             assert away_api.headers["Content-Type"] == PROBLEM
             assert away_api.json()["error"] == "service_unavailable"
 
-            cable.plug()
+            cable.resume()
             assert requests.get(timeout=30, allow_redirects=False, **page).status_code == 302
             assert api("unknown-3").status_code == 401
         finally:
