@@ -3,6 +3,7 @@ system by default, RabbitMQ in CI) into a real local SMTP server: every address 
 its email once; when the worker is killed, none gets two and every one missing is
 shown unconfirmed; unsubscribing and pausing take effect while the campaign runs."""
 
+import re
 import shutil
 import subprocess
 
@@ -14,7 +15,7 @@ from django.urls import reverse
 from linking.campaigns import content, control, selectors, sending
 from linking.campaigns.models import Campaign, Delivery
 from linking.models import LegacyAccount
-from tests.campaign_support import SmtpSink, Worker, wait_until
+from tests.campaign_support import SmtpSink, TcpProxy, Worker, wait_until
 
 pytest_plugins = ["tests.fixtures.campaigns"]
 
@@ -175,3 +176,34 @@ def test_a_rabbitmq_restart_mid_campaign_loses_no_worker_and_sends_each_email_on
     unconfirmed = Delivery.objects.filter(status="unconfirmed")
     assert set(missing) <= set(unconfirmed.values_list("email", flat=True))
     assert _sent() + unconfirmed.count() == 300
+
+
+@pytest.mark.skipif(
+    not settings.CACHE_URL.startswith("redis://"),
+    reason="needs Redis on this machine (CACHE_URL=redis://...)",
+)
+def test_senders_wait_out_a_redis_outage_and_finish_the_campaign(
+    worker: Worker, smtp_sink: SmtpSink, make_campaign, service
+):
+    """The campaign's rate is counted in Redis: while it is away senders come back a
+    few seconds later (no beat runs here to start them again), then finish."""
+    emails = _accounts(service, 50)
+    campaign = make_campaign()
+    redis = TcpProxy("127.0.0.1", int(settings.CACHE_URL.split(":")[2].split("/")[0]))
+    worker.env["RATE_LIMIT_STORAGE_URL"] = f"redis://127.0.0.1:{redis.port}/13"
+    redis.pause()
+    try:
+        worker.start()
+        control.start(campaign)
+        failed = re.compile(r"campaigns\.send\[[^\]]+\] (?:retry|raised).*StorageError")
+        wait_until(
+            lambda: len(failed.findall(worker.log())) >= settings.CAMPAIGN_SENDERS,
+            what="every sender to find Redis away",
+        )
+        assert smtp_sink.count() == 0
+        redis.resume()
+
+        wait_until(lambda: _status(campaign) == "finished", what="the campaign to finish")
+    finally:
+        redis.close()
+    assert smtp_sink.recipients() == dict.fromkeys(emails, 1)

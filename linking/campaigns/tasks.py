@@ -8,6 +8,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
+from limits.errors import StorageError
 
 from linking.campaigns import planning, sending
 from linking.campaigns.models import Campaign
@@ -43,11 +44,12 @@ def send(self, campaign_id: int) -> int:
                 raise self.retry(
                     exc=exc, countdown=countdown, max_retries=MAX_MAIL_RETRIES
                 ) from exc
-            except (OperationalError, InterfaceError) as exc:
-                # The database went away (a restart, a failover): this sender comes
-                # back 2 s, 4 s ... 1 min later instead of waiting for beat to notice
-                # that every sender stopped. What it had handed over stays so, and
-                # turns unconfirmed when the lease ends: never sent again.
+            except (OperationalError, InterfaceError, StorageError) as exc:
+                # The database or the rate's storage (Redis) went away (a restart, a
+                # failover): this sender comes back 2 s, 4 s ... 1 min later instead
+                # of waiting for beat to notice that every sender stopped. What it had
+                # handed over stays so, and turns unconfirmed when the lease ends:
+                # never sent again.
                 countdown = min(60, 2 * 2**self.request.retries)
                 raise self.retry(
                     exc=exc, countdown=countdown, max_retries=MAX_DATABASE_RETRIES
