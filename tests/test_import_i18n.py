@@ -167,3 +167,20 @@ def test_the_command_writes_its_report_in_the_sites_language(service, tmp_path):
         ["行", "最終行", "external_id", "理由"],
         ["3", "3", "", "external_id がありません"],
     ]
+
+
+def test_the_command_writes_its_report_in_the_language_asked_for(service, tmp_path):
+    path = tmp_path / "accounts.csv"
+    path.write_text("\n".join(LINES[:3]) + "\n", encoding="utf-8")
+    report = tmp_path / "report.csv"
+    translation.deactivate()  # as in a new manage.py process: LANGUAGE_CODE
+
+    call_command(
+        "import_legacy_accounts", "pos", str(path), "--report", str(report),
+        "--language", "en", stdout=io.StringIO(),
+    )  # fmt: skip
+
+    assert _report_lines(report) == [
+        ["line", "last_line", "external_id", "reason"],
+        ["3", "3", "", "missing external_id"],
+    ]

@@ -1,8 +1,11 @@
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import translation
 
 from linking.importing import ENCODINGS, ImportFileError, import_legacy_accounts
 from linking.models import LegacyService
@@ -22,11 +25,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--report",
             type=Path,
-            help="CSV of rejected rows (line, last_line, external_id, reason; header and "
-            "reasons in LANGUAGE_CODE); default FILE.rejected.csv when any row is rejected",
+            help="CSV of rejected rows (line, last_line, external_id, reason); default "
+            "FILE.rejected.csv when any row is rejected",
+        )
+        parser.add_argument(
+            "--language",
+            choices=[code for code, _name in settings.LANGUAGES],
+            help="of the report's header and reasons, and of a refused file's error "
+            "(default: LANGUAGE_CODE)",
         )
 
-    def handle(self, *args, service_code: str, file: Path, encoding: str, report, **options):
+    def handle(self, *args, language: str | None, **options):
+        # Without --language: the active one, LANGUAGE_CODE in a manage.py process.
+        with translation.override(language) if language else nullcontext():
+            self._import(**options)
+
+    def _import(self, *, service_code: str, file: Path, encoding: str, report, **options):
         service = self._service(service_code)
         if not file.is_file():
             raise CommandError(f"no such file: {file}")
