@@ -5,6 +5,7 @@ rows read so far, and by its time a heartbeat. A running job whose heartbeat is
 older than IMPORT_LEASE_SECONDS is run again, or failed after MAX_ATTEMPTS."""
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -24,6 +25,8 @@ from linking.importing import ImportFileError, ImportResult, import_legacy_accou
 from linking.models import ImportJob
 
 MAX_ATTEMPTS = 3
+
+logger = logging.getLogger(__name__)
 
 
 class _Superseded(Exception):
@@ -118,8 +121,11 @@ def run(job_id: int) -> None:
                 _finish(job, result, report)
         except _Superseded:
             return
-        except (ImportFileError, OSError, UnicodeError) as exc:
+        except ImportFileError as exc:
             _fail(job, str(exc))
+        except OSError:  # the stored upload is gone or unreadable
+            logger.exception("import job %s: its file could not be read", job.pk)
+            _fail(job, gettext("the uploaded file could not be read; please upload it again"))
         except Exception as exc:
             _fail(job, gettext("unexpected error: %(error)s") % {"error": repr(exc)})
             raise

@@ -4,6 +4,7 @@ reason, each keeping its line numbers and the excerpt of the value."""
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -184,3 +185,21 @@ def test_the_command_writes_its_report_in_the_language_asked_for(service, tmp_pa
         ["line", "last_line", "external_id", "reason"],
         ["3", "3", "", "missing external_id"],
     ]
+
+
+def test_an_upload_that_cannot_be_read_is_explained_in_the_uploaders_language(
+    service, tmp_path, settings
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    job = ImportJob(service=service, language="ja")
+    job.file.save("pos.csv", SimpleUploadedFile("pos.csv", b"external_id\n"), save=True)
+    Path(job.file.path).unlink()  # the stored upload is gone
+
+    import_jobs.run(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert (
+        job.error
+        == "アップロードされたファイルを読めませんでした。もう一度アップロードしてください"
+    )
