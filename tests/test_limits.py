@@ -202,6 +202,40 @@ def test_blocks_are_not_taken_again_and_again_as_a_window_ends():
     assert set(granted) == {1}
 
 
+def test_a_block_told_a_late_window_end_is_not_spent_in_the_next_window():
+    """Redis rounds a window's remaining time to the nearest second: told 3 s with
+    2.6 s left, a block could be spent 0.4 s into the next window, on top of that
+    window's own rule."""
+    rate = limits.rate(1000, 3)  # blocks of 10
+    key = rate.key_for("api", "late")
+    limits.storage().incr(key, rate.get_expiry())  # another process opened the window
+    ends = time.time() + rate.get_expiry()  # at the latest
+    wait_until(lambda: time.time() > ends - 2.6, what="2.6 s left in the window")
+    assert limits.take_one(rate, "api", "late").count == 1  # this process holds 9
+    wait_until(lambda: time.time() > ends + 0.05, what="the window's end")
+
+    granted = sum(iter(lambda: limits.take_one(rate, "api", "late").count, 0))
+
+    assert granted == 1000  # the next window's rule, and nothing of the block
+
+
+def test_a_refusal_is_remembered_until_the_window_ends(settings, monkeypatch):
+    settings.RATE_LIMIT_STORAGE_URL = "memory://"
+    limits.reset()
+    store, counted = limits.storage(), []
+    count = store.incr
+    monkeypatch.setattr(store, "incr", lambda *a, **k: counted.append(a) or count(*a, **k))
+    rate = limits.rate(300, 60)  # blocks of 3
+    assert sum(iter(lambda: limits.take_one(rate, "api", "over").count, 0)) == 300
+    asked = len(counted)
+
+    refused = [limits.take_one(rate, "api", "over") for _ in range(50)]
+
+    assert {grant.count for grant in refused} == {0}
+    assert all(0 < grant.resets_in <= 60 for grant in refused)
+    assert len(counted) == asked  # no round trip for a client past its limit
+
+
 def test_a_forked_child_does_not_spend_its_parents_block(settings):
     settings.RATE_LIMIT_STORAGE_URL = "memory://"  # the child's count is its own copy
     limits.reset()

@@ -10,7 +10,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from limits import RateLimitItem, parse
@@ -170,45 +170,57 @@ def seconds_to_reset(grant: Grant) -> int:
 # --- a busy rate, spent from blocks: an API client's calls ---------------------
 
 BLOCKS_PER_WINDOW = 100
+# Redis tells a window's end rounded to the nearest second (limits' get_expiry reads
+# its TTL), so up to half a second late: a block is spent only until this long
+# before the end it was told.
+END_MARGIN_SECONDS = 1.0
 
 
 @dataclass
 class _Block:
-    left: int  # taken from the shared count by this process, not yet spent
-    shared_remaining: int  # left in the shared window when the block was taken
-    ends: float  # when that window ends
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one refill at a time
+    left: int = 0  # taken from the shared count by this process, not yet spent
+    shared_remaining: int = 0  # left in the shared window when the block was taken
+    ends: float = 0.0  # when that window ends, as told; 0: none taken yet
+    used_up: bool = False  # the shared window had nothing left
 
 
 def take_one(item: RateLimitItem, *identifiers: str) -> Grant:
     """One unit of a busy rate (an API client's calls), as take() would grant it, but
     taken from the shared count a block of 1/BLOCKS_PER_WINDOW of the rule at a time
     and spent by this process call by call: one round trip per block, not per call
-    (call by call again in a window's last two seconds).
-    Never more than the rule is granted across processes. The price, above 100 a
+    (call by call in a window's last two seconds). A refusal is remembered until
+    the window's end, so a client past its limit costs no round trips.
+    Never more than the rule is granted across processes. The price, from 200 a
     window: each process may hold part of a block when its client reaches the limit,
     so the client may be refused up to 1% of the rule per process early, and the
     remaining count is this process's view (exact with one process)."""
     key = item.key_for(*identifiers)
     with _blocks_lock:
-        now = time.time()
         block = _blocks.get(key)
-        if block is None or block.left == 0 or block.ends <= now:
-            # Redis tells a window's end to the whole second, early: near it, a block
-            # would be taken again on every call, so there calls are taken one by one.
-            near_end = block is not None and block.ends - now < 2
-            wanted = 1 if near_end else max(1, item.amount // BLOCKS_PER_WINDOW)
-            grant = take(item, *identifiers, wanted=wanted)
+        if block is None:
             if len(_blocks) > 10_000:
                 _blocks.clear()
-            block = _blocks[key] = _Block(grant.count, grant.remaining, now + grant.resets_in)
-        if block.left == 0:
+            block = _blocks[key] = _Block()
+    with block.lock:  # other clients' calls go on while this one refills
+        now = time.time()
+        spendable = now < block.ends - END_MARGIN_SECONDS
+        if block.used_up and spendable:
             return Grant(0, 0, block.ends - now)
-        block.left -= 1
+        if block.left == 0 or not spendable:
+            near_end = block.ends and block.ends - now < 2 * END_MARGIN_SECONDS
+            wanted = 1 if near_end else max(1, item.amount // BLOCKS_PER_WINDOW)
+            grant = take(item, *identifiers, wanted=wanted)
+            block.left, block.shared_remaining = grant.count, grant.remaining
+            block.ends, block.used_up = now + grant.resets_in, grant.count == 0
+            if block.used_up:
+                return Grant(0, 0, grant.resets_in)
+        block.left -= 1  # the first of a block just taken is spent even near its end
         return Grant(1, block.shared_remaining + block.left, block.ends - now)
 
 
 _blocks: dict[str, _Block] = {}
-_blocks_lock = threading.Lock()
+_blocks_lock = threading.Lock()  # the dict; each block has its own
 
 
 def _forget_blocks() -> None:
