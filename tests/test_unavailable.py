@@ -133,7 +133,11 @@ def _serve(database_url: str, log: Path) -> tuple[subprocess.Popen, str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_database_away_answers_503_and_answers_come_back_with_it(tmp_path):
+def test_the_database_away_answers_503_and_answers_come_back_with_it(
+    tmp_path, make_client, service
+):
+    """The token lookup, the session, and a known client's own query (its token and
+    its rate-limit block held in the process) each meet the database away."""
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL on this machine (DATABASE_URL=postgres://...)")
     db = connection.settings_dict
@@ -160,20 +164,27 @@ def test_the_database_away_answers_503_and_answers_come_back_with_it(tmp_path):
 
             wait_until(answered, what="the site to start")
             assert api("unknown-1").status_code == 401
+            known = fetch_token(make_client(services=[service]))
+            assert api(known).status_code == 404  # read: no such account
 
             cable.pause()
             away_page = requests.get(timeout=30, allow_redirects=False, **page)
             away_api = api("unknown-2")
+            away_read = api(known)
 
             assert away_page.status_code == 503 and away_page.headers["Retry-After"] == "30"
             assert AWAY_JA in away_page.text
             assert away_api.status_code == 503
             assert away_api.headers["Content-Type"] == PROBLEM
             assert away_api.json()["error"] == "service_unavailable"
+            assert away_read.status_code == 503
+            assert away_read.headers["Retry-After"] == "30"
+            assert away_read.json()["error"] == "service_unavailable"
 
             cable.resume()
             assert requests.get(timeout=30, allow_redirects=False, **page).status_code == 302
             assert api("unknown-3").status_code == 401
+            assert api(known).status_code == 404
         finally:
             server.terminate()
             server.wait(timeout=30)

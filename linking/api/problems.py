@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from django.http import HttpRequest, HttpResponse
 from django.utils.encoding import escape_uri_path
 
+from accounts.availability import RETRY_AFTER_SECONDS
+
 API_PREFIX = "/api/"
 CONTENT_TYPE = "application/problem+json"
 # An identifier, not a page: the same in every deployment.
@@ -56,6 +58,7 @@ KINDS = (
     UNSUPPORTED_MEDIA_TYPE,
     RATE_LIMITED,
     SERVER_ERROR,
+    SERVICE_UNAVAILABLE,
 )
 
 
@@ -90,3 +93,14 @@ def or_page(kind: Kind, page: Callable[..., HttpResponse]) -> Callable[..., Http
         return page(request, exception)
 
     return handler
+
+
+def service_unavailable(request: HttpRequest) -> HttpResponse:
+    """The database or Redis is away (accounts.availability): come back later."""
+    response = problem(
+        SERVICE_UNAVAILABLE,
+        request,
+        f"a service the API needs is away; try again in {RETRY_AFTER_SECONDS} seconds",
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.log import log_response
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts import audit, limits
+from accounts import audit, availability, limits
 from accounts import unified_id as unified_ids
 from linking.api import auth, call_log, rules, selectors
 from linking.api import problems as p
@@ -115,9 +115,12 @@ def _answer(
     except Exception as exc:
         # As Django does for a view that raises: the signal, then the error log.
         got_request_exception.send(sender=None, request=request)
-        response = p.problem(
-            p.SERVER_ERROR, request, "the server failed to answer; the failure is logged"
-        )
+        if availability.is_away(exc):
+            response = p.service_unavailable(request)
+        else:
+            response = p.problem(
+                p.SERVER_ERROR, request, "the server failed to answer; the failure is logged"
+            )
         log_response(
             "%s: %s",
             response.reason_phrase,

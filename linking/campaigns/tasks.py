@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from limits.errors import StorageError
 
+from accounts import availability
 from linking.campaigns import planning, sending
 from linking.campaigns.models import Campaign
 
@@ -49,7 +50,10 @@ def send(self, campaign_id: int) -> int:
                 # failover): this sender comes back 2 s, 4 s ... 1 min later instead
                 # of waiting for beat to notice that every sender stopped. What it had
                 # handed over stays so, and turns unconfirmed when the lease ends:
-                # never sent again.
+                # never sent again. (A storage's own error, e.g. Redis out of memory,
+                # is raised.)
+                if isinstance(exc, StorageError) and not availability.is_away(exc):
+                    raise
                 countdown = min(60, 2 * 2**self.request.retries)
                 raise self.retry(
                     exc=exc, countdown=countdown, max_retries=MAX_DATABASE_RETRIES
