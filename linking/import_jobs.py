@@ -123,7 +123,7 @@ def run(job_id: int) -> None:
             return
         except ImportFileError as exc:
             _fail(job, str(exc))
-        except OSError:  # the stored upload is gone or unreadable
+        except FileNotFoundError:  # the stored upload is gone
             logger.exception("import job %s: its file could not be read", job.pk)
             _fail(job, gettext("the uploaded file could not be read; please upload it again"))
         except Exception as exc:
