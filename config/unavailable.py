@@ -6,7 +6,7 @@ request and redis-py reconnects, so answers come back with the service."""
 
 import sys
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
 from django.views import defaults
 
@@ -14,6 +14,9 @@ from accounts.availability import RETRY_AFTER_SECONDS, is_away
 from linking.api import problems
 
 _server_error = problems.or_page(problems.SERVER_ERROR, defaults.server_error)
+# The OpenID provider's token, introspection and revocation endpoints: their
+# clients read OAuth's JSON errors (RFC 6749 §5.2).
+OAUTH_PREFIX = "/identity/o/api/"
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
@@ -23,8 +26,17 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return _server_error(request)
     if request.path.startswith(problems.API_PREFIX):
         return problems.service_unavailable(request)
-    # Without the request, as Django's server_error: its session or user may be
-    # behind the service that is away.
-    response = HttpResponse(loader.get_template("503.html").render(), status=503)
+    if request.path.startswith(OAUTH_PREFIX):
+        response = JsonResponse(
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "A service the server needs is away; try again later.",
+            },
+            status=503,
+        )
+    else:
+        # Without the request, as Django's server_error: its session or user may be
+        # behind the service that is away.
+        response = HttpResponse(loader.get_template("503.html").render(), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

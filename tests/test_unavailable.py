@@ -78,6 +78,21 @@ def test_an_api_call_answers_a_503_problem_when_the_limits_are_away(make_client,
     assert logged[0].exc_info is not None  # with its traceback, as a 500 is
 
 
+def test_a_token_request_answers_an_oauth_error_when_the_limits_are_away(make_client, service):
+    registered = make_client(services=[service])
+    with _limits_at(_nobody_there()):
+        response = Client(raise_request_exception=False).post(
+            reverse("idp:oidc:token"),
+            {"grant_type": "client_credentials", "scope": "resolve"},
+            HTTP_AUTHORIZATION=registered.basic_auth(),
+        )
+
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert response["Retry-After"] == "30"
+    assert response.json()["error"] == "temporarily_unavailable"
+
+
 def test_a_redis_that_stops_answering_fails_the_request_instead_of_holding_it(db, settings):
     settings.REDIS_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
     # Connections are taken (the kernel's backlog) and never answered.
