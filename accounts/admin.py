@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
+from django.db import models
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -193,5 +194,7 @@ class ConsentRecordAdmin(ReadOnlyAdmin):
 @admin.register(BackchannelLogout)
 class BackchannelLogoutAdmin(admin.ModelAdmin):
     """A group service's back-channel logout URI (accounts.oidc_logout)."""
+
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     list_display = ("client", "uri")

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 from django.http import FileResponse, Http404, HttpRequest
 from django.urls import path, reverse
 from django.utils import translation
@@ -14,6 +15,7 @@ from linking.staff.read_only import ReadOnlyAdmin
 
 @admin.register(LegacyService)
 class LegacyServiceAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ("code", "name_ja", "name_en", "accepted_proofs", "created_at")
     search_fields = ("code", "name_ja", "name_en")
     readonly_fields = ("created_at",)

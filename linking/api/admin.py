@@ -30,7 +30,10 @@ class ServiceClientInline(admin.StackedInline):
     can_delete = False
     max_num = 1
     # A few services: checkboxes, not the two-list picker.
-    formfield_overrides = {models.ManyToManyField: {"widget": forms.CheckboxSelectMultiple}}
+    formfield_overrides = {
+        models.ManyToManyField: {"widget": forms.CheckboxSelectMultiple},
+        models.URLField: {"assume_scheme": "https"},
+    }
     fields = (
         "services",
         "rate_limit_per_minute",
