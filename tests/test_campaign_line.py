@@ -169,7 +169,7 @@ def test_a_push_line_cannot_answer_waits_and_goes_again_with_its_key(
 
 
 def test_the_funnel_counts_sent_clicked_and_linked_per_channel(
-    fake_line, smtp_sink: SmtpSink, make_campaign, service
+    fake_line, smtp_sink: SmtpSink, make_campaign, service, otp_admin_client
 ):
     _member(service, "F1", fake_line, email="f1@example.jp", friend=True)
     _member(service, "F2", fake_line, friend=True)
@@ -187,6 +187,13 @@ def test_the_funnel_counts_sent_clicked_and_linked_per_channel(
         "email": {"reached": 1, "clicked": 0, "linked": 0},
         "line": {"reached": 2, "clicked": 1, "linked": 1},
     }
+    progress = otp_admin_client.get(
+        reverse("admin:campaigns_campaign_progress", args=[campaign.pk]), HTTP_ACCEPT_LANGUAGE="ja"
+    ).content.decode()
+    rows = re.findall(
+        r"<tr><th scope=\"row\">([^<]+)</th><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>", progress
+    )
+    assert rows == [("メール", "1", "0", "0"), ("LINE", "2", "1", "1")]
 
 
 def test_a_worker_killed_mid_campaign_pushes_each_line_message_at_most_once(

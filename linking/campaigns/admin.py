@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from linking.campaigns import by_line, content, control, planning, selectors
-from linking.campaigns.models import Campaign, CampaignStep, Delivery, Suppression
+from linking.campaigns.models import Campaign, CampaignStep, Channel, Delivery, Suppression
 from linking.models import Language, LegacyAccount
 from linking.staff.widgets import name_inputs
 
@@ -245,6 +245,11 @@ class CampaignAdmin(admin.ModelAdmin):
                 "counts": [
                     (key, _COUNT_LABELS[key], value)
                     for key, value in selectors.progress(campaign).items()
+                ],
+                # reached -> clicked -> linked, per channel the deliveries went by
+                "channels": [
+                    (Channel(channel).label, figures)
+                    for channel, figures in selectors.funnel_by_channel(campaign).items()
                 ],
                 "actions": [(action, _ACTION_LABELS[action]) for action in _VALID[campaign.status]],
                 "audience": (
