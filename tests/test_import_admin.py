@@ -21,6 +21,7 @@ from django.utils import timezone
 from linking import import_jobs, tasks
 from linking.models import ImportJob, LegacyAccount, LegacyService
 from tests.campaign_support import wait_until
+from tests.import_support import upload
 
 CSV = (
     "external_id,email,phone,name,name_kana,birth_date,password_hash,points\n"
@@ -37,25 +38,10 @@ def admin_client(otp_admin_client, settings, tmp_path):
     return otp_admin_client
 
 
-def _upload(
-    admin_client, service, django_capture_on_commit_callbacks, language: str = "ja"
-) -> ImportJob:
-    """Upload CSV as a staff member reading `language` (the report is written in it)."""
-    with django_capture_on_commit_callbacks() as callbacks:
-        response = admin_client.post(
-            "/admin/linking/importjob/add/",
-            {"service": service.pk, "encoding": "auto", "file": SimpleUploadedFile("pos.csv", CSV)},
-            HTTP_ACCEPT_LANGUAGE=language,
-        )
-    assert response.status_code == 302
-    assert len(callbacks) == 1  # the Celery task is enqueued once the upload is committed
-    return ImportJob.objects.get()
-
-
 def test_upload_imports_good_rows_and_reports_bad_ones(
     admin_client, service, django_capture_on_commit_callbacks
 ):
-    job = _upload(admin_client, service, django_capture_on_commit_callbacks, language="en")
+    job = upload(admin_client, service, django_capture_on_commit_callbacks, CSV, language="en")
     assert (job.status, job.language) == ("pending", "en")
     page = admin_client.get(f"/admin/linking/importjob/{job.pk}/change/").content.decode()
     assert 'http-equiv="refresh"' in page
@@ -80,7 +66,7 @@ def test_upload_imports_good_rows_and_reports_bad_ones(
 def test_a_redelivered_task_does_not_import_twice(
     admin_client, service, django_capture_on_commit_callbacks
 ):
-    job = _upload(admin_client, service, django_capture_on_commit_callbacks)
+    job = upload(admin_client, service, django_capture_on_commit_callbacks, CSV, language="ja")
     import_jobs.run(job.pk)
     finished = ImportJob.objects.get(pk=job.pk).finished_at
     import_jobs.run(job.pk)
@@ -136,7 +122,7 @@ def test_a_job_whose_worker_was_lost_runs_again_and_finishes(
     admin_client, service, django_capture_on_commit_callbacks, settings, heartbeat_age
 ):
     settings.IMPORT_LEASE_SECONDS = 30
-    job = _upload(admin_client, service, django_capture_on_commit_callbacks)
+    job = upload(admin_client, service, django_capture_on_commit_callbacks, CSV, language="ja")
     _lost(job, attempts=1, lease=30, heartbeat_age=heartbeat_age)
 
     with django_capture_on_commit_callbacks() as callbacks:
@@ -153,7 +139,7 @@ def test_a_job_whose_worker_still_beats_is_left_running(
     admin_client, service, django_capture_on_commit_callbacks, settings
 ):
     settings.IMPORT_LEASE_SECONDS = 30
-    job = _upload(admin_client, service, django_capture_on_commit_callbacks)
+    job = upload(admin_client, service, django_capture_on_commit_callbacks, CSV, language="ja")
     _lost(job, attempts=1, lease=30, heartbeat_age=29.0)
 
     with django_capture_on_commit_callbacks() as callbacks:
@@ -167,7 +153,7 @@ def test_a_job_lost_three_times_fails_with_a_message(
     admin_client, service, django_capture_on_commit_callbacks, settings
 ):
     settings.IMPORT_LEASE_SECONDS = 30
-    job = _upload(admin_client, service, django_capture_on_commit_callbacks)
+    job = upload(admin_client, service, django_capture_on_commit_callbacks, CSV, language="ja")
     _lost(job, attempts=3, lease=30, heartbeat_age=31.0)
 
     with django_capture_on_commit_callbacks() as callbacks:

@@ -14,6 +14,7 @@ from django.utils import translation
 from linking import import_jobs
 from linking.importing import import_legacy_accounts
 from linking.models import ImportJob, LegacyService
+from tests.import_support import upload
 
 HEADER = "external_id,email,phone,name,name_kana,birth_date,password_hash,points"
 LINES = [
@@ -45,14 +46,10 @@ def test_a_japanese_upload_gets_a_japanese_report(
     otp_admin_client, service, settings, tmp_path, django_capture_on_commit_callbacks
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
-    upload = SimpleUploadedFile("pos.csv", "\n".join(LINES).encode())
-    with django_capture_on_commit_callbacks():
-        otp_admin_client.post(
-            "/admin/linking/importjob/add/",
-            {"service": service.pk, "encoding": "auto", "file": upload},
-            HTTP_ACCEPT_LANGUAGE="ja",
-        )
-    job = ImportJob.objects.get()
+    content = "\n".join(LINES).encode()
+    job = upload(
+        otp_admin_client, service, django_capture_on_commit_callbacks, content, language="ja"
+    )
     assert job.language == "ja"
 
     with translation.override("en"):  # the worker's own language does not matter
@@ -100,14 +97,10 @@ def test_an_english_upload_gets_an_english_report(
     otp_admin_client, service, settings, tmp_path, django_capture_on_commit_callbacks
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
-    upload = SimpleUploadedFile("pos.csv", "\n".join(LINES[:4]).encode())
-    with django_capture_on_commit_callbacks():
-        otp_admin_client.post(
-            "/admin/linking/importjob/add/",
-            {"service": service.pk, "encoding": "auto", "file": upload},
-            HTTP_ACCEPT_LANGUAGE="en",
-        )
-    job = ImportJob.objects.get()
+    content = "\n".join(LINES[:4]).encode()
+    job = upload(
+        otp_admin_client, service, django_capture_on_commit_callbacks, content, language="en"
+    )
 
     with translation.override("ja"):
         import_jobs.run(job.pk)
