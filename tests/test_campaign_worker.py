@@ -6,6 +6,7 @@ shown unconfirmed; unsubscribing and pausing take effect while the campaign runs
 import re
 import shutil
 import subprocess
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -189,7 +190,7 @@ def test_senders_wait_out_a_redis_outage_and_finish_the_campaign(
     few seconds later (no beat runs here to start them again), then finish."""
     emails = _accounts(service, 50)
     campaign = make_campaign()
-    redis = TcpProxy("127.0.0.1", int(settings.CACHE_URL.split(":")[2].split("/")[0]))
+    redis = TcpProxy("127.0.0.1", urlsplit(settings.CACHE_URL).port or 6379)
     worker.env["RATE_LIMIT_STORAGE_URL"] = f"redis://127.0.0.1:{redis.port}/13"
     redis.pause()
     try:

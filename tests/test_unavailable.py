@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -18,6 +19,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
 
+from accounts import limits
 from tests.api_support import bearer, fetch_token
 from tests.campaign_support import WAIT_SECONDS, TcpProxy, free_port, wait_until
 
@@ -99,6 +101,8 @@ def test_a_redis_that_stops_answering_fails_the_request_instead_of_holding_it(db
     silent = socket.create_server(("127.0.0.1", 0))
     port = silent.getsockname()[1]
     with contextlib.closing(silent), _limits_at(f"redis://127.0.0.1:{port}/0"):
+        pool = limits.storage().get_connection().connection_pool
+        assert pool.connection_kwargs["socket_timeout"] == 0.5  # REDIS_OPTIONS reached it
         answers = []
         asking = threading.Thread(target=lambda: answers.append(_sign_in()), daemon=True)
         asking.start()
@@ -113,8 +117,7 @@ def test_a_redis_that_stops_answering_fails_the_request_instead_of_holding_it(db
     reason="needs Redis on this machine (CACHE_URL=redis://...)",
 )
 def test_answers_come_back_when_redis_does(db):
-    redis_port = int(django_settings.CACHE_URL.split(":")[2].split("/")[0])
-    cable = TcpProxy("127.0.0.1", redis_port)
+    cable = TcpProxy("127.0.0.1", urlsplit(django_settings.CACHE_URL).port or 6379)
     with contextlib.closing(cable), _limits_at(f"redis://127.0.0.1:{cable.port}/14"):
         assert _sign_in().status_code == 200  # the form again: wrong password
 
