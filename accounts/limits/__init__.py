@@ -208,7 +208,7 @@ def take_one(item: RateLimitItem, *identifiers: str) -> Grant:
         if block.used_up and spendable:
             return Grant(0, 0, block.ends - now)
         if block.left == 0 or not spendable:
-            near_end = block.ends and block.ends - now < 2 * END_MARGIN_SECONDS
+            near_end = block.ends > 0 and block.ends - now < 2 * END_MARGIN_SECONDS
             wanted = 1 if near_end else max(1, item.amount // BLOCKS_PER_WINDOW)
             grant = take(item, *identifiers, wanted=wanted)
             block.left, block.shared_remaining = grant.count, grant.remaining

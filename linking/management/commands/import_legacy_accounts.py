@@ -1,6 +1,5 @@
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 from django.conf import settings
@@ -37,7 +36,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, language: str | None, **options):
         # Without --language: the active one, LANGUAGE_CODE in a manage.py process.
-        with translation.override(language) if language else nullcontext():
+        with translation.override(language or translation.get_language()):
             self._import(**options)
 
     def _import(self, *, service_code: str, file: Path, encoding: str, report, **options):
