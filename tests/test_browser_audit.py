@@ -30,7 +30,10 @@ SLOW = (
     '<!doctype html><html lang="ja"><title>w</title><main><h1>w</h1>'
     '<img src="/slow.png"><a href="/good/">next</a></main>'
 )
+# The same, left by a link that the site answers with a redirect to another host.
+SLOW_OFF_SITE = SLOW.replace("/good/", "/off-site/")
 PAGES = {
+    "/slow-off-site/": SLOW_OFF_SITE,
     "/squeezed/": SQUEEZED,
     "/bad/": BAD,
     "/admin/bad/": BAD,
@@ -45,6 +48,12 @@ class _Pages(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/slow.png":
             time.sleep(HOLD_SECONDS + 1)
+        if self.path == "/off-site/":
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/good/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = PAGES.get(self.path.split("?")[0], "").encode()
         self.send_response(200 if body else 404)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -85,6 +94,20 @@ def test_a_page_a_click_leaves_before_it_loaded_is_audited_again_by_its_address(
     audit.finish(page.context)
     assert sorted(audit.pages) == ["/good/", "/slow/"]
     assert [failure.split(":")[0] for failure in audit.failures] == ["/slow/"]
+    assert "image-alt (critical)" in audit.failures[0]
+    audit.failures.clear()
+
+
+def test_a_page_left_for_another_host_before_it_loaded_is_audited_again_and_not_awaited(
+    page: Page, port
+):
+    page.goto(f"http://localhost:{port}/slow-off-site/", wait_until="commit")
+    page.get_by_role("link", name="next").click()
+    page.wait_for_url(f"http://127.0.0.1:{port}/good/")
+    audit = page.axe_audit
+    audit.finish(page.context)
+    assert audit.pages == ["/slow-off-site/"]
+    assert [failure.split(":")[0] for failure in audit.failures] == ["/slow-off-site/"]
     assert "image-alt (critical)" in audit.failures[0]
     audit.failures.clear()
 
