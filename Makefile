@@ -27,9 +27,14 @@ browser:
 messages: $(STAMP)
 	$(BIN)/python manage.py compilemessages --ignore=.venv --ignore=var -v 0
 
-# The hashed, compressed static files production serves (whitenoise); tests render with them too.
-static: $(STAMP)
+# The hashed, compressed static files production serves (whitenoise); tests render with them
+# too. Collected again only when a source is newer than the manifest: a run that finds them up
+# to date rewrites nothing another process may be reading.
+STATIC_ROOT ?= staticfiles
+$(STATIC_ROOT)/staticfiles.json: $(STAMP) $(shell find static -type f)
 	$(BIN)/python manage.py collectstatic --noinput -v 0
+
+static: $(STATIC_ROOT)/staticfiles.json
 
 migrate: $(STAMP) messages
 	$(BIN)/python manage.py migrate --noinput -v 0
