@@ -200,7 +200,7 @@ class TestWithARealWorker:
     """A real `celery worker` process sends; the request's own process sends nothing."""
 
     @pytest.fixture
-    def mail_worker_in_process(self) -> None:
+    def worker_in_process(self) -> None:
         """Off: the worker below is the only sender."""
 
     @pytest.fixture

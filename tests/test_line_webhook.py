@@ -1,13 +1,18 @@
 """LINE's webhook: only requests signed with the Official Account's channel secret,
 each event once, none too old; follow and unfollow recorded; the link command
-answered with a link to our page."""
+answered with a link to our page, by a worker, with LINE's own trouble tried again."""
 
+import logging
 import time
+from pathlib import Path
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
-from linking.line.models import LineFriend, WebhookEvent
+from linking.line.models import LineFriend, LinkToken, WebhookEvent
+from linking.line.webhook import send_link
+from tests.campaign_support import wait_until, worker_on_test_database
 from tests.fakes.line import line_user_id
 from tests.fixtures.line import post_events
 
@@ -140,6 +145,69 @@ def test_the_link_command_is_answered_with_our_link_page(client, fake_line, comm
     assert reply.kind == "reply"
     assert answer in reply.texts[0]
     assert "http://localhost:8000/line/link/?linkToken=" in reply.texts[0]
+
+
+def test_line_trouble_with_a_reply_is_tried_again_three_times(client, fake_line, caplog):
+    friend, other = line_user_id(), line_user_id()
+    events = [fake_line.say(friend, "統合IDと連携"), fake_line.say(other, "統合IDと連携")]
+    fake_line.pending()
+    fake_line.fail_replies(2)
+
+    post_events(client, fake_line, events[:1])
+
+    assert [call.status for call in fake_line.calls("/v2/bot/message/reply")] == [500, 500, 200]
+    assert len(fake_line.messages(friend)) == 1
+
+    fake_line.fail_replies(4)
+    with caplog.at_level(logging.WARNING, logger="linking.line.webhook"):
+        post_events(client, fake_line, events[1:])
+
+    replies = [call.status for call in fake_line.calls("/v2/bot/message/reply")]
+    assert replies[3:] == [500, 500, 500, 500]
+    assert fake_line.messages(other) == []
+    assert "LINE call for line.send_link failed: LINE answered 500" in caplog.text
+
+
+def test_a_refused_reply_is_logged_and_not_tried_again(fake_line, caplog):
+    friend = line_user_id()
+    fake_line.set_friend(friend)
+
+    with caplog.at_level(logging.WARNING, logger="linking.line.webhook"):
+        send_link.apply(("a-spent-reply-token", friend, "ja"))
+
+    assert [call.status for call in fake_line.calls("/v2/bot/message/reply")] == [400]
+    assert "LINE call for line.send_link failed: LINE answered 400" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+class TestWithARealWorker:
+    """The request records the event and calls LINE for nothing; a real worker, on the
+    real broker, answers."""
+
+    @pytest.fixture
+    def worker_in_process(self) -> None:
+        """Off: the worker below is the only one that answers."""
+
+    def test_the_webhook_answers_without_calling_line_and_a_worker_replies(
+        self, fake_line, settings, tmp_path: Path
+    ):
+        friend = line_user_id()
+        event = fake_line.say(friend, "統合IDと連携")
+        fake_line.pending()
+        env = {
+            "LINE_API_URL": settings.LINE_API_URL,
+            "LINE_MESSAGING_ACCESS_TOKEN": fake_line.access_token,
+            "LINE_MESSAGING_CHANNEL_SECRET": fake_line.channel_secret,
+        }
+        with worker_on_test_database(tmp_path, **env) as worker:
+            assert post_events(Client(), fake_line, [event]).status_code == 200
+            assert fake_line.calls() == []
+            worker.start()
+
+            wait_until(lambda: fake_line.messages(friend), what="the bot's reply")
+            [reply] = fake_line.messages(friend)
+            assert "/line/link/?linkToken=" in reply.texts[0]
+            assert LinkToken.objects.filter(line_user_id=friend).count() == 1
 
 
 def test_other_messages_are_not_answered(client, fake_line):

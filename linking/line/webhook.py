@@ -4,14 +4,19 @@ The SDK's SignatureValidator checks x-line-signature (HMAC-SHA256 of the body wi
 the Messaging API channel secret); its models type the events. Each event is handled
 once, by its webhookEventId; one older than MAX_AGE (a redelivery: REDELIVERY_MAX_AGE)
 is refused, so a captured request cannot be replayed once its record is pruned.
+What to tell LINE afterwards (a reply, a link token, a friendship check) goes to a
+worker once the event's record commits, as LINE recommends: the webhook answers without
+waiting for LINE, however slow LINE is.
 """
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from unicodedata import normalize
 
+from celery import Signature, Task, shared_task
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -92,18 +97,13 @@ def prune() -> int:
 
 
 def _handle(event: Event, request: HttpRequest) -> bool:
-    after = None
     with transaction.atomic():
         if not _first_time(event):
             return False
         line_user_id = _user(event)
-        if line_user_id:
-            after = _apply(event, line_user_id, request)
-    if after is not None:
-        try:
-            after()
-        except client.LineError as exc:
-            logger.warning("LINE call after a %s event failed: %s", event.type, exc)
+        answer = _apply(event, line_user_id, request) if line_user_id else None
+        if answer is not None:
+            transaction.on_commit(answer.delay, robust=True)
     return True
 
 
@@ -137,8 +137,8 @@ def _user(event: Event) -> str | None:
     return None
 
 
-def _apply(event: Event, line_user_id: str, request: HttpRequest) -> Callable[[], None] | None:
-    """The event's effect in the database; what to tell LINE afterwards, if anything."""
+def _apply(event: Event, line_user_id: str, request: HttpRequest) -> Signature | None:
+    """The event's effect in the database; the task that tells LINE, if anything."""
     at = datetime.fromtimestamp(event.timestamp / 1000, tz=UTC)
     if isinstance(event, FollowEvent):
         friendship.record(line_user_id=line_user_id, is_friend=True, at=at)
@@ -151,26 +151,41 @@ def _apply(event: Event, line_user_id: str, request: HttpRequest) -> Callable[[]
             nonce=event.link.nonce or "",
             request=request,
         )
-        answer = _link_answer(outcome)
-        return lambda: _after_account_link(event.reply_token, line_user_id, answer)
+        return answer_account_link.si(event.reply_token, line_user_id, _link_answer(outcome))
     elif isinstance(event, MessageEvent) and isinstance(event.message, TextMessageContent):
         language = LINK_COMMANDS.get(normalize("NFKC", event.message.text).strip().casefold())
         if language:
             friendship.friend(line_user_id)
-            return lambda: _send_link(event.reply_token, line_user_id, language)
+            return send_link.si(event.reply_token, line_user_id, language)
     return None
 
 
-def _send_link(reply_token: str | None, line_user_id: str, language: str) -> None:
-    link_token = account_link.issue_link_token(line_user_id=line_user_id)
-    url = account_link.link_page_url(link_token)
-    with override(language):
-        text = _(
-            "To link LINE with your unified ID, open this page within 10 minutes "
-            "and sign in:\n%(url)s"
-        ) % {"url": url}
-    if reply_token:
-        client.reply_text(reply_token=reply_token, text=text)
+@contextmanager
+def _retried_while_line_fails(task: Task) -> Iterator[None]:
+    """LINE's own trouble (no answer, 429, 5xx) is tried again 1, 2 and 4 s later, well
+    within a reply token's short life; a refusal (a spent or expired reply token) is
+    logged. A reply token is taken once, so no answer reaches a friend twice."""
+    try:
+        yield
+    except client.LineError as exc:
+        if exc.retryable and task.request.retries < task.max_retries:
+            raise task.retry(exc=exc, countdown=2**task.request.retries) from exc
+        logger.warning("LINE call for %s failed: %s", task.name, exc)
+
+
+@shared_task(name="line.send_link", bind=True, acks_late=True, max_retries=3)
+def send_link(self: Task, reply_token: str | None, line_user_id: str, language: str) -> None:
+    """Answer the link command with our link page, carrying a new link token."""
+    with _retried_while_line_fails(self):
+        link_token = account_link.issue_link_token(line_user_id=line_user_id)
+        url = account_link.link_page_url(link_token)
+        with override(language):
+            text = _(
+                "To link LINE with your unified ID, open this page within 10 minutes "
+                "and sign in:\n%(url)s"
+            ) % {"url": url}
+        if reply_token:
+            client.reply_text(reply_token=reply_token, text=text)
 
 
 def _link_answer(outcome: account_link.Outcome) -> str:
@@ -181,7 +196,13 @@ def _link_answer(outcome: account_link.Outcome) -> str:
     return _("Linking did not finish. Send 「統合IDと連携」 to try again.")
 
 
-def _after_account_link(reply_token: str | None, line_user_id: str, answer: str) -> None:
-    friendship.refresh(line_user_id=line_user_id)
-    if reply_token:
-        client.reply_text(reply_token=reply_token, text=answer)
+@shared_task(name="line.answer_account_link", bind=True, acks_late=True, max_retries=3)
+def answer_account_link(
+    self: Task, reply_token: str | None, line_user_id: str, answer: str
+) -> None:
+    """After an accountLink event: whether the friend still has the Official Account,
+    and the outcome, as a reply."""
+    with _retried_while_line_fails(self):
+        friendship.refresh(line_user_id=line_user_id)
+        if reply_token:
+            client.reply_text(reply_token=reply_token, text=answer)

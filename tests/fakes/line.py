@@ -11,7 +11,8 @@ What it checks and answers as LINE does:
   message is not delivered again. A push to someone who is not a friend (never added,
   or unfollowed) is accepted (200) and not delivered, as LINE does for a blocked
   account.
-- POST /line-api/v2/bot/message/reply: a reply token from a webhook event, used once.
+- POST /line-api/v2/bot/message/reply: a reply token from a webhook event, used once
+  (500, the token unspent, after fail_replies()).
 - GET /line-api/v2/bot/profile/{userId}: friends only, else 404.
 - GET /line-api/friendship/v1/status: with a LINE Login access token, {"friendFlag"}
   (500 after fail_friendship_status()).
@@ -101,6 +102,7 @@ class _State:
     webhook_answers: list[int] = field(default_factory=list)
     at_dialog: str | None = None
     friendship_down: bool = False
+    replies_failing: int = 0
 
 
 class FakeLinePlatform:
@@ -156,6 +158,11 @@ class FakeLinePlatform:
         """LINE's friendship status answers 500 until reset()."""
         with self._lock:
             self._state.friendship_down = True
+
+    def fail_replies(self, count: int) -> None:
+        """The next count replies answer 500 (LINE's own trouble), their tokens unspent."""
+        with self._lock:
+            self._state.replies_failing = count
 
     def follow(self, user_id: str, *, name: str = "") -> dict:
         """user_id adds the Official Account: a follow event, sent."""
@@ -368,6 +375,13 @@ class FakeLinePlatform:
         path = "/v2/bot/message/reply"
         if not self._authorized(request):
             return self._answer(request, path, self._unauthorized())
+        with self._lock:
+            failing, self._state.replies_failing = (
+                self._state.replies_failing,
+                max(self._state.replies_failing - 1, 0),
+            )
+        if failing:
+            return self._answer(request, path, Response(500, {"message": "Internal error"}))
         body = self._json(request)
         texts = _texts(body)
         with self._lock:
