@@ -33,7 +33,7 @@ def test_refused_calls_use_nothing_up(db):
     refused = [limits.take(rate, "api", "busy") for _ in range(10)]
 
     assert {(answer.count, answer.remaining) for answer in refused} == {(0, 0)}
-    limits.give_back(rate, "api", "busy", count=1)
+    limits.give_back(rate, "api", "busy", count=1, of=refused[-1])
     assert limits.take(rate, "api", "busy").count == 1
 
 

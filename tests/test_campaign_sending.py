@@ -279,7 +279,7 @@ def test_the_rate_limit_is_one_count_for_all_senders(make_campaign):
 
     assert first.count == 5  # five seconds' worth at 60 a minute
     assert second.count == 0 and 0 < second.resets_in <= sending.BURST_SECONDS
-    limits.give_back(rate, *key, count=2)
+    limits.give_back(rate, *key, count=2, of=first)
     assert limits.take(rate, *key, wanted=100).count == 2
 
 

@@ -77,8 +77,20 @@ def test_a_rate_grants_what_is_left_and_takes_back_the_rest():
     assert (partly.count, partly.remaining) == (3, 0)
     nothing = limits.take(rate, "batch", wanted=7)
     assert nothing.count == 0 and 0 < nothing.resets_in <= 60
-    limits.give_back(rate, "batch", count=2)
+    limits.give_back(rate, "batch", count=2, of=nothing)
     assert limits.take(rate, "batch", wanted=7).count == 2
+
+
+def test_what_is_given_back_after_its_window_ended_is_dropped():
+    """Given to the next window, it would let that one grant more than the rule."""
+    rate = limits.rate(5, 1)
+    grant = limits.take(rate, "late", wanted=5)
+    assert grant.count == 5
+    wait_until(lambda: limits.storage().get(rate.key_for("late")) == 0, what="the window to end")
+
+    limits.give_back(rate, "late", count=3, of=grant)
+
+    assert limits.take(rate, "late", wanted=8).count == 5
 
 
 def test_a_window_end_is_asked_of_the_storage_once_a_window(settings, monkeypatch):

@@ -107,14 +107,22 @@ def _give_back(taken: list[tuple[RateLimitItem, str, str]]) -> None:
 # --- rates: API calls, campaign emails ----------------------------------------
 
 
+# Redis tells a window's end rounded to the nearest second (limits' get_expiry reads
+# its TTL), so up to half a second late: what needs the window to last (spending a
+# block, giving back) stops this long before the end it was told.
+END_MARGIN_SECONDS = 1.0
+
+
 @dataclass(frozen=True)
 class Grant:
     """What a take got: count granted now, what is left in the window after it, and
-    seconds until the window ends (when to come back if count is short)."""
+    seconds until the window ends (when to come back if count is short); ends_at is
+    that end on time.time()'s clock."""
 
     count: int
     remaining: int
     resets_in: float
+    ends_at: float
 
 
 def take(item: RateLimitItem, *identifiers: str, wanted: int = 1) -> Grant:
@@ -129,7 +137,7 @@ def take(item: RateLimitItem, *identifiers: str, wanted: int = 1) -> Grant:
         store.incr(key, item.get_expiry(), amount=count - wanted)
     ends = _window_end(store, key, opened=total == wanted, starts=now + item.get_expiry())
     remaining = max(0, item.amount - min(total, item.amount))
-    return Grant(count, remaining, max(0.0, ends - time.time()))
+    return Grant(count, remaining, max(0.0, ends - time.time()), ends)
 
 
 # When the windows this process has seen end. A window's end is set by the increment
@@ -148,9 +156,11 @@ def _window_end(store: Storage, key: str, *, opened: bool, starts: float) -> flo
     return ends
 
 
-def give_back(item: RateLimitItem, *identifiers: str, count: int) -> None:
-    """Return what was taken and not used (fewer emails were left than granted)."""
-    if count > 0:
+def give_back(item: RateLimitItem, *identifiers: str, count: int, of: Grant) -> None:
+    """Return count of what grant `of` took and did not use (fewer emails were left
+    than granted), while its window lasts: given to the next window, it would let that
+    one grant more than the rule."""
+    if count > 0 and time.time() < of.ends_at - END_MARGIN_SECONDS:
         storage().incr(item.key_for(*identifiers), item.get_expiry(), amount=-count)
 
 
@@ -170,10 +180,6 @@ def seconds_to_reset(grant: Grant) -> int:
 # --- a busy rate, spent from blocks: an API client's calls ---------------------
 
 BLOCKS_PER_WINDOW = 100
-# Redis tells a window's end rounded to the nearest second (limits' get_expiry reads
-# its TTL), so up to half a second late: a block is spent only until this long
-# before the end it was told.
-END_MARGIN_SECONDS = 1.0
 
 
 @dataclass
@@ -206,7 +212,7 @@ def take_one(item: RateLimitItem, *identifiers: str) -> Grant:
         now = time.time()
         spendable = now < block.ends - END_MARGIN_SECONDS
         if block.used_up and spendable:
-            return Grant(0, 0, block.ends - now)
+            return Grant(0, 0, block.ends - now, block.ends)
         if block.left == 0 or not spendable:
             near_end = block.ends > 0 and block.ends - now < 2 * END_MARGIN_SECONDS
             wanted = 1 if near_end else max(1, item.amount // BLOCKS_PER_WINDOW)
@@ -214,9 +220,9 @@ def take_one(item: RateLimitItem, *identifiers: str) -> Grant:
             block.left, block.shared_remaining = grant.count, grant.remaining
             block.ends, block.used_up = now + grant.resets_in, grant.count == 0
             if block.used_up:
-                return Grant(0, 0, grant.resets_in)
+                return Grant(0, 0, grant.resets_in, grant.ends_at)
         block.left -= 1  # the first of a block just taken is spent even near its end
-        return Grant(1, block.shared_remaining + block.left, block.ends - now)
+        return Grant(1, block.shared_remaining + block.left, block.ends - now, block.ends)
 
 
 _blocks: dict[str, _Block] = {}

@@ -126,7 +126,9 @@ def send_chunk(campaign_id: int, mails: list[BaseEmailBackend] | None = None) ->
     if not grant.count:
         return Run(keep_sending=True, wait_seconds=grant.resets_in)
     deliveries = lease(campaign_id, grant.count)
-    limits.give_back(rate, "campaign", str(campaign_id), count=grant.count - len(deliveries))
+    limits.give_back(
+        rate, "campaign", str(campaign_id), count=grant.count - len(deliveries), of=grant
+    )
     if not deliveries:
         return _idle(campaign_id)
     campaign = Campaign.objects.get(pk=campaign_id)
