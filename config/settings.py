@@ -610,6 +610,9 @@ MATCHING_BACKEND = env("MATCHING_BACKEND", "duckdb")
 MATCHING_SPARK_MASTER = env("MATCHING_SPARK_MASTER", "local[2]")
 MATCHING_SPARK_DRIVER_MEMORY = env("MATCHING_SPARK_DRIVER_MEMORY", "4g")
 MATCHING_SPARK_PARTITIONS = env_int("MATCHING_SPARK_PARTITIONS", 8)
+# Where Spark checkpoints each clustering step: a new temporary folder in local mode;
+# on a cluster, storage every executor reaches (hdfs://..., s3a://...).
+MATCHING_SPARK_CHECKPOINT_DIR = env("MATCHING_SPARK_CHECKPOINT_DIR")
 
 CELERY_BEAT_SCHEDULE["webhooks-sweep"] = {"task": "webhooks.sweep", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["api-calls-prune"] = {"task": "api.prune_calls", "schedule": 3600.0}

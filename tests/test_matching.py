@@ -240,10 +240,12 @@ def test_dismissed_or_open_groups_and_strangers_get_no_suggestion(client, make_c
 
 
 @pytest.mark.spark
-def test_spark_local_mode_finds_the_same_groups_as_duckdb(settings):
-    """The same trained model on both backends (Spark in local mode is slow to start)."""
+def test_spark_local_mode_finds_the_same_groups_as_duckdb(settings, tmp_path):
+    """The same trained model on both backends (Spark in local mode is slow to start);
+    Spark checkpoints the clustering's steps where it is told."""
     pytest.importorskip("pyspark", reason="pyspark is the `spark` extra: pip install -e .[spark]")
     settings.MATCHING_SPARK_PARTITIONS = 1  # a few hundred rows: one partition is plenty
+    settings.MATCHING_SPARK_CHECKPOINT_DIR = str(tmp_path)
     records = synthetic.generate(300, seed=5)
     table = features.table(records)
     trained = engine.train(table)
@@ -256,5 +258,6 @@ def test_spark_local_mode_finds_the_same_groups_as_duckdb(settings):
         if session := SparkSession.getActiveSession():
             session.stop()
     assert duck.groups and spark.groups == duck.groups
+    assert any(path.is_file() for path in tmp_path.rglob("*"))
     weights = {(x.a, x.b): x.weights for links in duck.links.values() for x in links}
     assert {(x.a, x.b): x.weights for links in spark.links.values() for x in links} == weights

@@ -36,6 +36,9 @@ class Result:
 
 
 def db_api(backend: str):
+    """Splink's clustering builds each step's query on the steps before it; on Spark,
+    persisting them keeps those plans (hundreds of broadcast joins, out of a 4g heap on
+    300 records), so each step is checkpointed, which cuts them."""
     if backend == "duckdb":
         return DuckDBAPI()
     if backend == "spark":
@@ -43,7 +46,7 @@ def db_api(backend: str):
 
         return SparkAPI(
             spark_session=spark_session(),
-            break_lineage_method="persist",
+            break_lineage_method="checkpoint",
             num_partitions_on_repartition=settings.MATCHING_SPARK_PARTITIONS,
         )
     raise ValueError(f"unknown matching backend {backend!r}")
@@ -56,7 +59,9 @@ def spark_session():
     java_home = os.environ.get("JAVA_HOME", "")
     if not shutil.which("java") and not (java_home and Path(java_home, "bin", "java").exists()):
         raise ImproperlyConfigured("The Spark backend needs Java 17+: set JAVA_HOME or PATH.")
-    checkpoints = tempfile.mkdtemp(prefix="matching-spark-")
+    checkpoints = settings.MATCHING_SPARK_CHECKPOINT_DIR or tempfile.mkdtemp(
+        prefix="matching-spark-"
+    )
     session = (
         SparkSession.builder.master(settings.MATCHING_SPARK_MASTER)
         .appName("unified-id-matching")

@@ -157,7 +157,8 @@ def record(rng: random.Random, who: Person, service: str, pools: Pools) -> dict:
     postal, prefecture = (
         (who.postal, who.prefecture) if rng.random() < 0.85 else rng.choice(pools.places)
     )
-    keep = {field for field in fields if rng.random() < 0.95}
+    # Sorted: a set's order varies from process to process, and the draws must not.
+    keep = {field for field in sorted(fields) if rng.random() < 0.95}
     attributes = {}
     if "postal" in keep:
         attributes = {"postal_code": _digits(rng, postal), "prefecture": prefecture}
