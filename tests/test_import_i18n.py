@@ -147,37 +147,31 @@ def test_reasons_from_parallel_workers_are_in_the_imports_language(service, tmp_
     assert reasons == {(str(n + 1), str(n + 1), f"P{n}", expected) for n in range(50, 401, 50)}
 
 
-def test_the_command_writes_its_report_in_the_sites_language(service, tmp_path):
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        # No --language: the site's language (LANGUAGE_CODE), as in a new manage.py process.
+        ([], [["行", "最終行", "external_id", "理由"], ["3", "3", "", "external_id がありません"]]),
+        (
+            ["--language", "en"],
+            [["line", "last_line", "external_id", "reason"], ["3", "3", "", "missing external_id"]],
+        ),
+    ],
+)
+def test_the_command_writes_its_report_in_the_language_asked_for(
+    service, tmp_path, options, expected
+):
     path = tmp_path / "accounts.csv"
     path.write_text("\n".join(LINES[:3]) + "\n", encoding="utf-8")
     report = tmp_path / "report.csv"
     translation.deactivate()  # as in a new manage.py process: LANGUAGE_CODE
 
     call_command(
-        "import_legacy_accounts", "pos", str(path), "--report", str(report), stdout=io.StringIO()
-    )
-
-    assert _report_lines(report) == [
-        ["行", "最終行", "external_id", "理由"],
-        ["3", "3", "", "external_id がありません"],
-    ]
-
-
-def test_the_command_writes_its_report_in_the_language_asked_for(service, tmp_path):
-    path = tmp_path / "accounts.csv"
-    path.write_text("\n".join(LINES[:3]) + "\n", encoding="utf-8")
-    report = tmp_path / "report.csv"
-    translation.deactivate()  # as in a new manage.py process: LANGUAGE_CODE
-
-    call_command(
-        "import_legacy_accounts", "pos", str(path), "--report", str(report),
-        "--language", "en", stdout=io.StringIO(),
+        "import_legacy_accounts", "pos", str(path), "--report", str(report), *options,
+        stdout=io.StringIO(),
     )  # fmt: skip
 
-    assert _report_lines(report) == [
-        ["line", "last_line", "external_id", "reason"],
-        ["3", "3", "", "missing external_id"],
-    ]
+    assert _report_lines(report) == expected
 
 
 def test_an_upload_that_cannot_be_read_is_explained_in_the_uploaders_language(
