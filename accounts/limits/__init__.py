@@ -220,7 +220,7 @@ def take_one(item: RateLimitItem, *identifiers: str) -> Grant:
             block.left, block.shared_remaining = grant.count, grant.remaining
             block.ends, block.used_up = now + grant.resets_in, grant.count == 0
             if block.used_up:
-                return Grant(0, 0, grant.resets_in, grant.ends_at)
+                return grant
         block.left -= 1  # the first of a block just taken is spent even near its end
         return Grant(1, block.shared_remaining + block.left, block.ends - now, block.ends)
 
